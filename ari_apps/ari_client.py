@@ -1,0 +1,186 @@
+"""A thin asyncio ARI client over aiohttp (why not a library: docs/decisions/0001-ari-client.md).
+
+Two things only: REST requests that raise typed errors, and an event stream that
+reconnects by itself. A WebSocket that closes cleanly is treated as a drop, not as
+the end, so the application never silently stops receiving events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json as jsonlib
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+CONNECTED_EVENT = "NoholdConnected"
+"""Synthetic event yielded each time the socket is (re)established: the app
+reconciles what it owns then, since Asterisk does not replay missed events."""
+
+
+class AriError(Exception):
+    """ARI could not be reached or answered unexpectedly."""
+
+
+class AriHttpError(AriError):
+    def __init__(self, status: int, message: str, method: str = "", path: str = "") -> None:
+        super().__init__(f"ARI {method} {path} -> {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class AriNotFound(AriHttpError):
+    """404: the channel (or variable, or playback) is gone. On hang-up this is success."""
+
+
+class AriConflict(AriHttpError):
+    """409: the channel is not in a state for that request (e.g. not in Stasis)."""
+
+
+class AriUnprocessable(AriHttpError):
+    """422: the request named something that does not exist (e.g. an endpoint)."""
+
+
+_BY_STATUS: dict[int, type[AriHttpError]] = {
+    404: AriNotFound,
+    409: AriConflict,
+    422: AriUnprocessable,
+}
+
+
+class AriClient:
+    def __init__(
+        self,
+        base_url: str,
+        user: str,
+        password: str,
+        app: str,
+        *,
+        subscribe_all: bool = False,
+        session: aiohttp.ClientSession | None = None,
+        request_timeout: float = 10.0,
+        backoff_max: float = 10.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.app = app
+        self.subscribe_all = subscribe_all
+        # Credentials go in a header, never in the URL, so they stay out of logs.
+        self._auth = aiohttp.BasicAuth(user, password)
+        self._own_session = session is None
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout)
+        self._backoff_max = backoff_max
+        self._closed = False
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def __aenter__(self) -> AriClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._ws is not None:
+            await self._ws.close()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
+        url = f"{self.base_url}/ari{path}"
+        clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
+        try:
+            async with self.session.request(
+                method, url, params=clean, json=json, auth=self._auth, timeout=self._timeout
+            ) as resp:
+                body = await resp.text()
+                if resp.status >= 400:
+                    raise _BY_STATUS.get(resp.status, AriHttpError)(
+                        resp.status, _error_message(body), method, path
+                    )
+                if not body:
+                    return None
+                return jsonlib.loads(body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise AriError(f"ARI {method} {path} failed: {exc!r}") from exc
+
+    async def check(self) -> dict[str, Any]:
+        """One request that proves URL, credentials and ARI module are all right."""
+        info: dict[str, Any] = await self.request("GET", "/asterisk/info")
+        return info
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield events forever, reconnecting with jittered backoff until close()."""
+        attempt = 0
+        while not self._closed:
+            try:
+                async for event in self._one_connection():
+                    attempt = 0
+                    yield event
+                if not self._closed:
+                    log.warning("ari_events_closed app=%s (clean close counts as a drop)", self.app)
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("ari_events_failed app=%s error=%r", self.app, exc)
+            if self._closed:
+                return
+            attempt += 1
+            delay = min(self._backoff_max, 0.2 * 2 ** min(attempt, 10))
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+
+    async def _one_connection(self) -> AsyncIterator[dict[str, Any]]:
+        ws_url = self.base_url.replace("http", "ws", 1) + "/ari/events"
+        params = {"app": self.app}
+        if self.subscribe_all:
+            params["subscribeAll"] = "true"
+        async with self.session.ws_connect(
+            ws_url, params=params, auth=self._auth, heartbeat=20
+        ) as ws:
+            self._ws = ws
+            log.info("ari_events_connected app=%s url=%s", self.app, ws_url)
+            yield {"type": CONNECTED_EVENT, "application": self.app}
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    try:
+                        event = jsonlib.loads(msg.data)
+                    except ValueError:
+                        log.error("ari_event_not_json app=%s data=%.200r", self.app, msg.data)
+                        continue
+                    if isinstance(event, dict):
+                        yield event
+                elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
+                    break
+            self._ws = None
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _error_message(body: str) -> str:
+    try:
+        data = jsonlib.loads(body)
+    except ValueError:
+        return body.strip()[:200]
+    if isinstance(data, dict) and "message" in data:
+        return str(data["message"])
+    return body.strip()[:200]

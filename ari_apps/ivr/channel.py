@@ -1,0 +1,149 @@
+"""One caller's channel as awaitable steps: play, wait for a key, continue in the dialplan.
+
+Events for the channel arrive through `feed()` in the order Asterisk sent them.
+A hang-up at any moment makes the step in progress raise CallerHungUp, which the
+flow treats as a normal end, never as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from ari_apps.ari_client import AriClient, AriConflict, AriNotFound
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_GONE_EVENTS = {"StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"}
+
+
+class CallerHungUp(Exception):
+    pass
+
+
+class Channel:
+    def __init__(self, ari: AriClient, event: dict[str, Any]) -> None:
+        ch = event["channel"]
+        self.ari = ari
+        self.id: str = ch["id"]
+        # linkedid is shared by every channel of one call (transfers, Local pairs).
+        self.call_id: str = ch.get("linkedid") or ch["id"]
+        self.caller: str = (ch.get("caller") or {}).get("number", "") or ""
+        self.args: list[str] = list(event.get("args") or [])
+        self.keys: asyncio.Queue[str] = asyncio.Queue()
+        self.gone = asyncio.Event()
+        self.left_stasis = False
+        self._playbacks: dict[str, asyncio.Future[None]] = {}
+
+    # -- events ---------------------------------------------------------------------
+    def feed(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "ChannelDtmfReceived":
+            self.keys.put_nowait(event.get("digit", ""))
+        elif kind in ("PlaybackFinished", "PlaybackFailed"):
+            fut = self._playbacks.pop(event.get("playback", {}).get("id", ""), None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        elif kind in _GONE_EVENTS:
+            if kind == "StasisEnd":
+                self.left_stasis = True
+            self.gone.set()
+
+    # -- steps ----------------------------------------------------------------------
+    async def _until_gone(self, aw: Awaitable[T]) -> T:
+        """Await `aw`, but raise CallerHungUp as soon as the channel goes away."""
+        task = asyncio.ensure_future(aw)
+        gone = asyncio.ensure_future(self.gone.wait())
+        try:
+            await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            gone.cancel()
+            raise
+        gone.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        raise CallerHungUp(self.id)
+
+    async def _rest(self, method: str, path: str, **params: Any) -> Any:
+        if self.gone.is_set():
+            raise CallerHungUp(self.id)
+        try:
+            return await self._until_gone(self.ari.request(method, path, params=params))
+        except (AriNotFound, AriConflict) as exc:
+            # The channel vanished between our decision and the request.
+            raise CallerHungUp(self.id) from exc
+
+    async def answer(self) -> None:
+        await self._rest("POST", f"/channels/{self.id}/answer")
+
+    async def play(self, media: str, *, interruptible: bool) -> str | None:
+        """Play to the end; with `interruptible`, a key press stops it and is returned."""
+        playback_id = f"nohold-{uuid.uuid4().hex[:16]}"
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._playbacks[playback_id] = done
+        await self._rest("POST", f"/channels/{self.id}/play/{playback_id}", media=media)
+        if not interruptible:
+            await self._until_gone(done)
+            return None
+        key_task = asyncio.ensure_future(self.keys.get())
+        try:
+            await self._until_gone(asyncio.wait({done, key_task}, return_when="FIRST_COMPLETED"))
+        finally:
+            if not key_task.done():
+                key_task.cancel()
+        if key_task.done() and not key_task.cancelled():
+            await self._stop_playback(playback_id)
+            return key_task.result()
+        return None
+
+    async def _stop_playback(self, playback_id: str) -> None:
+        self._playbacks.pop(playback_id, None)
+        try:
+            await self.ari.request("DELETE", f"/playbacks/{playback_id}")
+        except AriNotFound:
+            pass  # finished on its own meanwhile
+
+    async def next_key(self, timeout: float) -> str | None:
+        try:
+            return await self._until_gone(asyncio.wait_for(self.keys.get(), timeout))
+        except TimeoutError:
+            return None
+
+    async def collect(self, max_digits: int, timeout: float, first: str | None = None) -> str:
+        """Digits until '#', `max_digits`, or `timeout` seconds of silence."""
+        entered = ""
+        key = first
+        while True:
+            if key is None:
+                key = await self.next_key(timeout)
+            if key is None or key == "#":
+                return entered
+            entered += key
+            if len(entered) >= max_digits:
+                return entered
+            key = None
+
+    def discard_keys(self) -> list[str]:
+        dropped = []
+        while not self.keys.empty():
+            dropped.append(self.keys.get_nowait())
+        return dropped
+
+    async def set_vars(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            await self._rest("POST", f"/channels/{self.id}/variable", variable=name, value=value)
+
+    async def continue_to(self, context: str, exten: str, priority: int = 1) -> None:
+        await self._rest(
+            "POST",
+            f"/channels/{self.id}/continue",
+            context=context,
+            extension=exten,
+            priority=priority,
+        )

@@ -1,0 +1,168 @@
+"""The inbound IVR call, top to bottom as the caller hears it:
+
+answer -> recording notice (once per call) -> menu(s) -> optional identification
+-> "connecting you" -> on to a queue or a person.
+
+Decisions come from nohold.decisions; this module only sequences I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from ari_apps.ari_client import AriError
+from ari_apps.ivr.channel import CallerHungUp, Channel
+from callbackdb.notice_ledger import NoticeLedger
+from nohold.config import Settings
+from nohold.decisions.menu import (
+    Fallback,
+    GoToMenu,
+    Leave,
+    MenuProgress,
+    Repeat,
+    decide,
+    digits_valid,
+    start_menu_for,
+)
+from nohold.decisions.routes import Route
+
+log = logging.getLogger("nohold.ivr")
+
+
+class IvrFlow:
+    def __init__(self, settings: Settings, ledger: NoticeLedger) -> None:
+        self.settings = settings
+        self.ivr = settings.ivr
+        self.ledger = ledger
+
+    def media(self, prompt: str) -> str:
+        return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
+
+    async def run(self, ch: Channel) -> None:
+        menu, warning = start_menu_for(ch.args, set(self.ivr.menus), self.ivr.start_menu)
+        if warning:
+            log.warning("stasis_args channel=%s %s", ch.id, warning)
+        log.info("call_start channel=%s caller=%s menu=%s", ch.id, ch.caller, menu)
+        try:
+            await ch.answer()
+            await self.play_notice_once(ch)
+            route, identity = await self.choose_route(ch, menu)
+            await self.send_on(ch, route, identity)
+        except CallerHungUp:
+            log.info("caller_hung_up channel=%s", ch.id)
+        except (AriError, SQLAlchemyError, OSError):
+            log.exception("ivr_failed channel=%s; sending the caller to %s", ch.id, self.ivr.fallback)
+            await self.rescue(ch)
+
+    # -- the recording notice ----------------------------------------------------------
+    async def play_notice_once(self, ch: Channel) -> None:
+        notice = self.settings.notice
+        try:
+            first = await self.ledger.claim(ch.call_id, ch.id, ch.caller, notice.version)
+        except SQLAlchemyError:
+            # The law asks for the notice; without the ledger, playing it again is the
+            # lesser harm than recording a caller who was never told.
+            log.exception("notice_ledger_unavailable channel=%s; playing the notice", ch.id)
+            first = True
+        if not first:
+            log.info("notice_skipped channel=%s reason=already_played_in_call", ch.id)
+            return
+        outcome = "failed"
+        log.info("notice_start channel=%s version=%s", ch.id, notice.version)
+        try:
+            await ch.play(self.media(notice.prompt), interruptible=False)
+            outcome = "completed"
+        except CallerHungUp:
+            outcome = "caller_hung_up"
+            raise
+        finally:
+            await self._record_notice(ch, outcome)
+        dropped = ch.discard_keys()
+        if dropped:
+            log.info("keys_during_notice_ignored channel=%s keys=%s", ch.id, "".join(dropped))
+
+    async def _record_notice(self, ch: Channel, outcome: str) -> None:
+        try:
+            # Shielded: a shutdown must not lose the proof row of a notice already heard.
+            await asyncio.shield(self.ledger.finish(ch.call_id, outcome))
+            log.info("notice_end channel=%s outcome=%s", ch.id, outcome)
+        except SQLAlchemyError:
+            log.exception("notice_proof_not_saved channel=%s outcome=%s", ch.id, outcome)
+
+    # -- the menus ---------------------------------------------------------------------
+    async def choose_route(self, ch: Channel, menu_name: str) -> tuple[Route, dict[str, str]]:
+        progress = MenuProgress()
+        say_invalid = False
+        while True:
+            menu = self.ivr.menus[menu_name]
+            key = None
+            if say_invalid:
+                key = await ch.play(self.media(self.ivr.invalid_prompt), interruptible=True)
+            if key is None:
+                key = await ch.play(self.media(menu.prompt), interruptible=True)
+            if key is None:
+                key = await ch.next_key(self.ivr.input_timeout)
+            decision, progress = decide(menu, key, progress, self.ivr.max_repeats)
+            log.info("menu_input channel=%s menu=%s key=%s decision=%s", ch.id, menu.name,
+                     key if key is not None else "none", decision)
+            match decision:
+                case GoToMenu(menu=next_menu):
+                    menu_name, say_invalid = next_menu, False
+                case Repeat(say_invalid=invalid):
+                    say_invalid = invalid
+                case Leave(route=route, identify=identify):
+                    identity = await self.identify(ch) if identify else {}
+                    return route, identity
+                case Fallback(reason=reason):
+                    log.info("menu_fallback channel=%s reason=%r", ch.id, reason)
+                    return self.ivr.fallback, {}
+
+    async def identify(self, ch: Channel) -> dict[str, str]:
+        """Customer number plus one more factor; the agent verifies them, never trivia."""
+        ident = self.ivr.identification
+        number = await self._ask_digits(ch, ident.customer_number_prompt,
+                                        ident.customer_number_digits)
+        factor = await self._ask_digits(ch, ident.second_factor_prompt,
+                                        ident.second_factor_digits) if number else None
+        if not number or not factor:
+            log.info("identification_skipped channel=%s", ch.id)
+            return {"NOHOLD_IDENTIFIED": "no"}
+        log.info("identification_collected channel=%s", ch.id)
+        return {"NOHOLD_CUSTOMER": number, "NOHOLD_ID_FACTOR": factor,
+                "NOHOLD_IDENTIFIED": "collected"}
+
+    async def _ask_digits(self, ch: Channel, prompt: str, bounds: tuple[int, int]) -> str | None:
+        for _attempt in range(2):
+            first = await ch.play(self.media(prompt), interruptible=True)
+            entered = await ch.collect(bounds[1], self.ivr.input_timeout, first)
+            if digits_valid(entered, bounds):
+                return entered
+            await ch.play(self.media(self.ivr.invalid_prompt), interruptible=True)
+        return None
+
+    # -- leaving the IVR ---------------------------------------------------------------
+    async def send_on(self, ch: Channel, route: Route, identity: dict[str, str]) -> None:
+        context, exten, priority = route.location(
+            self.settings.routes.queue_context, self.settings.routes.person_context
+        )
+        # Inherited (__) so that every later leg of the call knows the notice was given.
+        await ch.set_vars({"__NOHOLD_NOTICE_PLAYED": "1", "NOHOLD_ROUTE": str(route), **identity})
+        await ch.play(self.media(self.ivr.transfer_prompt), interruptible=False)
+        log.info("call_routed channel=%s route=%s to=%s,%s,%s", ch.id, route, context, exten,
+                 priority)
+        await ch.continue_to(context, exten, priority)
+
+    async def rescue(self, ch: Channel) -> None:
+        """Whatever went wrong, the caller reaches a person rather than silence."""
+        context, exten, priority = self.ivr.fallback.location(
+            self.settings.routes.queue_context, self.settings.routes.person_context
+        )
+        try:
+            await ch.continue_to(context, exten, priority)
+        except CallerHungUp:
+            pass
+        except AriError:
+            log.exception("rescue_failed channel=%s", ch.id)

@@ -1,0 +1,1 @@
+"""nohold's database: promises that must survive restarts (notice proofs, later callbacks)."""

@@ -1,0 +1,55 @@
+"""Claim-once ledger for the recording notice, keyed by the call's linkedid."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from callbackdb.engine import sessions
+from callbackdb.models import NoticePlay
+
+OUTCOMES = ("completed", "caller_hung_up", "failed")
+
+
+class NoticeLedger:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sessions = sessions(engine)
+
+    async def claim(self, call_id: str, channel_id: str, caller: str, version: str) -> bool:
+        """True when this call has not had the notice yet (and now owns playing it).
+
+        The unique key makes this atomic across channels and nohold nodes: of two
+        channels of one call racing here, exactly one wins.
+        """
+        row = NoticePlay(
+            call_id=call_id,
+            channel_id=channel_id,
+            caller=caller[:64],
+            notice_version=version[:80],
+            started_at=datetime.now(UTC),
+            outcome="playing",
+        )
+        try:
+            async with self._sessions.begin() as session:
+                session.add(row)
+            return True
+        except IntegrityError:
+            return False
+
+    async def finish(self, call_id: str, outcome: str) -> None:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown notice outcome {outcome!r}")
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(NoticePlay)
+                .where(NoticePlay.call_id == call_id, NoticePlay.outcome == "playing")
+                .values(outcome=outcome, finished_at=datetime.now(UTC))
+            )
+
+    async def get(self, call_id: str) -> NoticePlay | None:
+        async with self._sessions() as session:
+            result = await session.execute(select(NoticePlay).where(NoticePlay.call_id == call_id))
+            return result.scalar_one_or_none()

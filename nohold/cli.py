@@ -1,0 +1,195 @@
+"""The `nohold` command."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from nohold.config import ConfigError, Settings, load_settings
+
+STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "nohold"
+
+
+def _settings(ctx: click.Context) -> Settings:
+    path: Path | None = ctx.obj["config"]
+    try:
+        return load_settings(path)
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+@click.group()
+@click.option(
+    "--config", "-c", type=click.Path(path_type=Path, dir_okay=False),
+    envvar="NOHOLD_CONFIG", default=None,
+    help="TOML file (default: built-in defaults). conf.d/*.toml beside it is merged in.",
+)
+@click.pass_context
+def main(ctx: click.Context, config: Path | None) -> None:
+    """nohold: a customer-service line that keeps its promises to callers."""
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@main.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Validate config, prompts, database and ARI; say what is wrong and how to fix it."""
+    from nohold.service import StartupError, preflight
+
+    settings = _settings(ctx)
+    click.echo(f"config: ok ({settings.source})")
+    try:
+        report = asyncio.run(preflight(settings))
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"prompts: ok ({len(report.prompt_seconds)} files, notice "
+               f"{report.prompt_seconds[settings.notice.prompt]:.2f} s "
+               f"<= {settings.notice.max_seconds:g} s)")
+    click.echo(f"database: ok (schema {report.db_revision})")
+    click.echo(f"ari: ok (Asterisk {report.asterisk_version} at {settings.ari.url})")
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Start the ARI applications (stops cleanly on SIGTERM/SIGINT)."""
+    from nohold.logs import setup_logging
+    from nohold.service import StartupError, serve
+
+    settings = _settings(ctx)
+    setup_logging(settings.logging.level, settings.logging.format)
+    try:
+        code = asyncio.run(serve(settings))
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
+
+
+@main.group()
+def prompts() -> None:
+    """Prompt audio."""
+
+
+@prompts.command("build")
+@click.pass_context
+def prompts_build(ctx: click.Context) -> None:
+    """Render prompt texts (espeak-ng + sox) to 8 kHz WAV; print each duration."""
+    from nohold.prompts import PromptError, build_prompts
+
+    settings = _settings(ctx)
+    try:
+        built = build_prompts(settings.prompts)
+    except PromptError as exc:
+        raise click.ClickException(str(exc)) from None
+    for p in built:
+        mark = ""
+        if p.name == settings.notice.prompt and p.seconds > settings.notice.max_seconds:
+            mark = f"  TOO LONG: notice.max_seconds = {settings.notice.max_seconds:g}"
+        click.echo(f"{p.name:<20} {p.seconds:6.2f} s  {p.source:<10} {p.path}{mark}")
+    if any(p.name == settings.notice.prompt and p.seconds > settings.notice.max_seconds
+           for p in built):
+        raise click.ClickException("the recording notice is longer than allowed; shorten it")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate the schema to the current version (safe to repeat)."""
+    from callbackdb.migrate import head_revision, upgrade
+
+    settings = _settings(ctx)
+    try:
+        upgrade(settings.database.url)
+    except Exception as exc:  # noqa: BLE001 - show the driver's words, not a traceback
+        raise click.ClickException(f"database {settings.database.url!r}: {exc}") from None
+    click.echo(f"database at schema {head_revision()}")
+
+
+@main.group()
+def sandbox() -> None:
+    """A private Asterisk 22 for demos and tests."""
+
+
+def _state_file(name: str) -> Path:
+    return STATE_DIR / f"sandbox-{name}.json"
+
+
+@sandbox.command("up")
+@click.option("--name", default="default", show_default=True)
+def sandbox_up(name: str) -> None:
+    """Start it (building its Debian root on first use); writes a ready nohold config."""
+    from nohold.sandbox import SandboxError, start_sandbox
+    from nohold.sandbox.nohold_config import write_sandbox_config
+
+    state = _state_file(name)
+    if state.exists():
+        raise click.ClickException(
+            f"sandbox {name!r} is already up ({state}); `nohold sandbox down --name {name}` first"
+        )
+    try:
+        box = start_sandbox(name, log=lambda m: click.echo(m, err=True))
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from None
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    box.save(state)
+    config = write_sandbox_config(box, STATE_DIR / f"sandbox-{name}.toml")
+    click.echo(f"sandbox {name!r} up: ARI {box.ari_url}, SIP 127.0.0.1:{box.sip_port}, "
+               f"AMI 127.0.0.1:{box.ami_port}")
+    click.echo(f"nohold config: {config}")
+
+
+@sandbox.command("down")
+@click.option("--name", default="default", show_default=True)
+def sandbox_down(name: str) -> None:
+    """Stop it and remove its run directory."""
+    from nohold.sandbox import Sandbox
+
+    state = _state_file(name)
+    if not state.exists():
+        click.echo(f"sandbox {name!r} is not up")
+        return
+    Sandbox.load(state).stop()
+    state.unlink()
+    click.echo(f"sandbox {name!r} stopped")
+
+
+@sandbox.command("status")
+@click.option("--name", default="default", show_default=True)
+def sandbox_status(name: str) -> None:
+    """Say whether it runs, and where."""
+    from nohold.sandbox import Sandbox
+
+    state = _state_file(name)
+    if not state.exists():
+        click.echo(f"sandbox {name!r}: down")
+        sys.exit(1)
+    box = Sandbox.load(state)
+    running = box.is_running()
+    click.echo(f"sandbox {name!r}: {'running' if running else 'DEAD (run `nohold sandbox down`)'}"
+               f" pid={box.pid} ARI {box.ari_url} SIP 127.0.0.1:{box.sip_port}")
+    sys.exit(0 if running else 1)
+
+
+@main.command()
+def demo() -> None:
+    """Sandbox Asterisk + nohold on SQLite + one scripted call; prints what the caller heard."""
+    from nohold.demo import DemoError, run_demo
+
+    try:
+        sys.exit(asyncio.run(run_demo(echo=click.echo)))
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main()

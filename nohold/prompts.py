@@ -1,0 +1,115 @@
+"""Render prompt texts into 8 kHz mono WAV files Asterisk plays (espeak-ng + sox).
+
+A recorded file named in [prompts.files] replaces the spoken text. Files are
+written to a temporary name and renamed, so Asterisk never plays half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from nohold.audio import AudioError, duration_seconds, find_prompt_file
+from nohold.config import PromptSettings, Settings
+
+
+class PromptError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class BuiltPrompt:
+    name: str
+    path: Path
+    seconds: float
+    source: str  # "tts:<lang>" or the recorded file
+
+
+def _tool(name: str, package: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise PromptError(f"{name} not found: install the Debian package {package}")
+    return path
+
+
+def build_prompts(prompts: PromptSettings) -> list[BuiltPrompt]:
+    prompts.dir.mkdir(parents=True, exist_ok=True)
+    built = []
+    for name in prompts.names():
+        target = prompts.dir / f"{name}.wav"
+        if name in prompts.files:
+            source = prompts.files[name]
+            if not source.exists():
+                raise PromptError(f"[prompts.files].{name} = {str(source)!r}: file does not exist")
+            _convert(source, target)
+            label = str(source)
+        else:
+            _speak(prompts.texts[name], prompts.language, target)
+            label = f"tts:{prompts.language}"
+        # A stale .gsm of the same name would shadow nothing, but confuses admins.
+        stale = prompts.dir / f"{name}.gsm"
+        if stale.exists():
+            stale.unlink()
+        built.append(BuiltPrompt(name, target, duration_seconds(target), label))
+    return built
+
+
+def _speak(text: str, language: str, target: Path) -> None:
+    espeak = _tool("espeak-ng", "espeak-ng")
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        result = subprocess.run(
+            [espeak, "-v", language, "-s", "165", "-w", str(raw), text],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0 or not raw.exists():
+            raise PromptError(
+                f"espeak-ng failed for voice {language!r}: {result.stderr.strip() or 'no output'}"
+            )
+        _convert(raw, target)
+
+
+def _convert(source: Path, target: Path) -> None:
+    sox = _tool("sox", "sox")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.wav")
+    result = subprocess.run(
+        [sox, str(source), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise PromptError(f"sox could not convert {source}: {result.stderr.strip()}")
+    tmp.chmod(0o644)
+    os.replace(tmp, target)
+
+
+def check_prompts(settings: Settings) -> dict[str, float]:
+    """Every prompt the IVR uses exists; the notice is within its maximum. Returns durations."""
+    durations: dict[str, float] = {}
+    for name in settings.prompts.names():
+        path = find_prompt_file(settings.prompts.dir, name)
+        if path is None:
+            raise PromptError(
+                f"prompt {name!r} has no audio in {settings.prompts.dir}: run `nohold prompts build`"
+            )
+        try:
+            durations[name] = duration_seconds(path)
+        except AudioError as exc:
+            raise PromptError(str(exc)) from None
+    notice = settings.notice
+    length = durations.get(notice.prompt)
+    if length is None:
+        raise PromptError(f"notice prompt {notice.prompt!r} has no audio")
+    if length > notice.max_seconds:
+        raise PromptError(
+            f"the recording notice {notice.prompt!r} lasts {length:.2f} s, longer than "
+            f"notice.max_seconds = {notice.max_seconds:g} s: shorten [prompts.texts].{notice.prompt} "
+            "(who records, why, where to learn more) or the recording"
+        )
+    return durations
