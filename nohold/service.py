@@ -67,14 +67,19 @@ async def preflight(settings: Settings) -> Report:
     return Report(version, durations, revision or "")
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> int:
+async def serve(
+    settings: Settings,
+    ready: asyncio.Event | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set). Returns the process exit code."""
     report = await preflight(settings)
     log.info("starting asterisk=%s app=%s notice=%.2fs db=%s", report.asterisk_version,
              settings.ari.app, report.prompt_seconds[settings.notice.prompt], report.db_revision)
     engine = make_engine(settings.database.url)
     ari = AriClient(settings.ari.url, settings.ari.user, settings.ari.password, settings.ari.app)
     app = IvrApp(ari, IvrFlow(settings, NoticeLedger(engine)))
-    stop = asyncio.Event()
+    stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

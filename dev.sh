@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The project's two entry points on a fresh Debian 12 machine:
+#   ./dev.sh demo   sandbox Asterisk 22 + nohold on SQLite + one scripted call
+#   ./dev.sh test   everything the tests need, then all tests (unit, e2e, PostgreSQL)
+# Both install what they need first: Debian packages (needs root or sudo) and a
+# virtualenv in .venv. Asterisk itself goes into a private Debian root (see
+# nohold/sandbox/rootfs.py), never onto the host.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DEBIAN_PACKAGES=(debootstrap sip-tester espeak-ng sox postgresql)
+PYTHON=${PYTHON:-python3}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+install_debian_packages() {
+    local missing=()
+    for pkg in "${DEBIAN_PACKAGES[@]}"; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing Debian packages: ${missing[*]}" >&2
+        as_root apt-get update -q
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2
+    fi
+}
+
+install_python() {
+    if [ ! -x .venv/bin/python ]; then
+        "$PYTHON" -m venv .venv
+    fi
+    # Re-install only when the dependency list changed.
+    local stamp=.venv/.nohold-installed
+    if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        .venv/bin/pip install -q --upgrade pip >&2
+        .venv/bin/pip install -q -e '.[test]' >&2
+        touch "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    demo)
+        install_debian_packages
+        install_python
+        exec .venv/bin/nohold demo
+        ;;
+    test)
+        install_debian_packages
+        install_python
+        shift
+        .venv/bin/ruff check .
+        exec .venv/bin/python -m pytest "$@"
+        ;;
+    *)
+        echo "usage: ./dev.sh demo | ./dev.sh test [pytest args]" >&2
+        exit 2
+        ;;
+esac

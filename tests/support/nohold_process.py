@@ -1,0 +1,95 @@
+"""Run the real `nohold run` as a subprocess against the sandbox, as an admin would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ari_apps.ari_client import AriClient, AriNotFound
+from nohold.sandbox.nohold_config import sandbox_overrides, to_toml
+
+
+def write_config(box: Any, path: Path, overrides: dict[str, Any] | None = None) -> Path:
+    data = sandbox_overrides(box, f"sqlite:///{path.parent}/nohold.db")
+    data["logging"] = {"level": "debug"}
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict):
+            data.setdefault(section, {}).update(values)
+        else:
+            data[section] = values
+    path.write_text(to_toml(data))
+    return path
+
+
+def nohold_cmd(config: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "nohold.cli", "--config", str(config), *args]
+
+
+def run_cli(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(nohold_cmd(config, *args), capture_output=True, text=True,
+                          timeout=timeout, env=_env())
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for var in ("NOHOLD_ARI_URL", "NOHOLD_ARI_USER", "NOHOLD_ARI_PASSWORD",
+                "NOHOLD_DATABASE_URL", "NOHOLD_CONFIG"):
+        env.pop(var, None)
+    return env
+
+
+@dataclass
+class NoholdProcess:
+    config: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    app: str = "nohold-ivr"
+    _log: Any = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(nohold_cmd(self.config, "run"), stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=_env())
+
+    async def wait_ready(self, box: Any, timeout: float = 30) -> None:
+        """Ready = Asterisk knows the app (its WebSocket is connected): asked, not slept for."""
+        deadline = time.monotonic() + timeout
+        async with AriClient(box.ari_url, box.ari_user, box.ari_password, "probe") as ari:
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise AssertionError(f"nohold exited {self.proc.returncode}:\n{self.log()}")
+                try:
+                    await ari.request("GET", f"/applications/{self.app}")
+                    return
+                except AriNotFound:
+                    await asyncio.sleep(0.1)
+        raise AssertionError(f"nohold not ready in {timeout}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log is not None:
+            self._log.close()
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def problems(self) -> list[str]:
+        """Log lines that would worry an admin: errors and tracebacks."""
+        return [line for line in self.log().splitlines()
+                if "level=error" in line or "Traceback" in line or "level=critical" in line]
