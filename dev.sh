@@ -51,6 +51,7 @@ case "${1:-}" in
         install_python
         shift
         .venv/bin/ruff check .
+        .venv/bin/mypy ari_apps callbackdb nohold agi_scripts dialplan
         exec .venv/bin/python -m pytest "$@"
         ;;
     *)

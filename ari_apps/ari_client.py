@@ -8,6 +8,7 @@ the end, so the application never silently stops receiving events.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json as jsonlib
 import logging
 import random
@@ -70,7 +71,8 @@ class AriClient:
         self.app = app
         self.subscribe_all = subscribe_all
         # Credentials go in a header, never in the URL, so they stay out of logs.
-        self._auth = aiohttp.BasicAuth(user, password)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        self._headers = {"Authorization": f"Basic {token}"}
         self._own_session = session is None
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
@@ -109,7 +111,7 @@ class AriClient:
         clean = {k: _param(v) for k, v in (params or {}).items() if v is not None}
         try:
             async with self.session.request(
-                method, url, params=clean, json=json, auth=self._auth, timeout=self._timeout
+                method, url, params=clean, json=json, headers=self._headers, timeout=self._timeout
             ) as resp:
                 body = await resp.text()
                 if resp.status >= 400:
@@ -151,7 +153,7 @@ class AriClient:
         if self.subscribe_all:
             params["subscribeAll"] = "true"
         async with self.session.ws_connect(
-            ws_url, params=params, auth=self._auth, heartbeat=20
+            ws_url, params=params, headers=self._headers, heartbeat=20
         ) as ws:
             self._ws = ws
             log.info("ari_events_connected app=%s url=%s", self.app, ws_url)

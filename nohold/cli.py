@@ -137,7 +137,7 @@ def sandbox_up(name: str) -> None:
             f"sandbox {name!r} is already up ({state}); `nohold sandbox down --name {name}` first"
         )
     try:
-        box = start_sandbox(name, log=lambda m: click.echo(m, err=True))
+        box = start_sandbox(name, log=lambda m: click.echo(m, err=True), detach=True)
     except SandboxError as exc:
         raise click.ClickException(str(exc)) from None
     STATE_DIR.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,7 @@ class ConfigError(Exception):
 
 
 DEFAULT_PROMPT_TEXTS: dict[str, str] = {
-    "notice": "This call is recorded by Example Net to handle your request. "
-    "Details at example dot net slash privacy.",
+    "notice": "Example Net records this call. Details at example dot net slash privacy.",
     "main_menu": "For a fault or outage, press 1. For billing, press 2. "
     "For anything else, press 3.",
     "billing_menu": "For invoices and payments, press 1. To go back, press 0.",
@@ -212,7 +211,8 @@ class _Table:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            kinds = (kind,) if isinstance(kind, type) else kind
+            want = " or ".join(k.__name__ for k in kinds)
             raise ConfigError(f"{self.key(name)} = {value!r}: expected a {want}")
         return value
 

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from callbackdb.migrate import upgrade_async
@@ -53,7 +53,7 @@ async def run_demo(echo: Callable[[str], None] = print) -> int:
             await caller.wait_reached("queue:billing", timeout=30)
             echo("")
             echo("What the caller heard:")
-            for line in caller.format_timeline():
+            for line in caller.format_timeline().splitlines():
                 echo("  " + line)
             notices = [m for m in caller.playbacks() if m.endswith("/notice")]
             echo("")
@@ -67,8 +67,8 @@ async def run_demo(echo: Callable[[str], None] = print) -> int:
         await asyncio.to_thread(box.stop)
 
 
-async def _first(waiter: object, server: asyncio.Task[int], what: str) -> None:
-    wait_task = asyncio.ensure_future(waiter)  # type: ignore[arg-type]
+async def _first(waiter: Awaitable[object], server: asyncio.Task[int], what: str) -> None:
+    wait_task = asyncio.ensure_future(waiter)
     await asyncio.wait({wait_task, server}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
     if not wait_task.done():
         wait_task.cancel()

@@ -63,7 +63,7 @@ def _speak(text: str, language: str, target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
         result = subprocess.run(
-            [espeak, "-v", language, "-s", "165", "-w", str(raw), text],
+            [espeak, "-v", language, "-s", "170", "-w", str(raw), text],
             capture_output=True,
             text=True,
         )
@@ -71,14 +71,19 @@ def _speak(text: str, language: str, target: Path) -> None:
             raise PromptError(
                 f"espeak-ng failed for voice {language!r}: {result.stderr.strip() or 'no output'}"
             )
-        _convert(raw, target)
+        # espeak-ng pads with silence; callers hear it as a slow IVR.
+        _convert(raw, target, TRIM_SILENCE)
 
 
-def _convert(source: Path, target: Path) -> None:
+TRIM_SILENCE = ["silence", "1", "0.02", "0.5%", "reverse"] * 2
+
+
+def _convert(source: Path, target: Path, effects: list[str] | None = None) -> None:
     sox = _tool("sox", "sox")
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp.wav")
     result = subprocess.run(
-        [sox, str(source), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp)],
+        [sox, str(source), "-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", str(tmp),
+         *(effects or [])],
         capture_output=True,
         text=True,
     )
@@ -96,7 +101,8 @@ def check_prompts(settings: Settings) -> dict[str, float]:
         path = find_prompt_file(settings.prompts.dir, name)
         if path is None:
             raise PromptError(
-                f"prompt {name!r} has no audio in {settings.prompts.dir}: run `nohold prompts build`"
+                f"prompt {name!r} has no audio in {settings.prompts.dir}: "
+                "run `nohold prompts build`"
             )
         try:
             durations[name] = duration_seconds(path)
@@ -109,7 +115,8 @@ def check_prompts(settings: Settings) -> dict[str, float]:
     if length > notice.max_seconds:
         raise PromptError(
             f"the recording notice {notice.prompt!r} lasts {length:.2f} s, longer than "
-            f"notice.max_seconds = {notice.max_seconds:g} s: shorten [prompts.texts].{notice.prompt} "
-            "(who records, why, where to learn more) or the recording"
+            f"notice.max_seconds = {notice.max_seconds:g} s: shorten "
+            f"[prompts.texts].{notice.prompt} (who records, why, where to learn more) "
+            "or the recording"
         )
     return durations

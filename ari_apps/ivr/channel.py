@@ -30,8 +30,9 @@ class Channel:
         ch = event["channel"]
         self.ari = ari
         self.id: str = ch["id"]
-        # linkedid is shared by every channel of one call (transfers, Local pairs).
-        self.call_id: str = ch.get("linkedid") or ch["id"]
+        # The call's unique id (linkedid), shared by every channel of one call
+        # (transfers, Local pairs). ARI's channel object lacks it: see call_id_from().
+        self.call_id: str = ch.get("linkedid") or ""
         self.caller: str = (ch.get("caller") or {}).get("number", "") or ""
         self.args: list[str] = list(event.get("args") or [])
         self.keys: asyncio.Queue[str] = asyncio.Queue()
@@ -79,6 +80,12 @@ class Channel:
             # The channel vanished between our decision and the request.
             raise CallerHungUp(self.id) from exc
 
+    async def fetch_call_id(self) -> str:
+        """For dialplans that do not pass ${CHANNEL(linkedid)} to Stasis()."""
+        result = await self._rest("GET", f"/channels/{self.id}/variable",
+                                  variable="CHANNEL(linkedid)")
+        return str(result.get("value") or self.id)
+
     async def answer(self) -> None:
         await self._rest("POST", f"/channels/{self.id}/answer")
 
@@ -91,9 +98,10 @@ class Channel:
         if not interruptible:
             await self._until_gone(done)
             return None
-        key_task = asyncio.ensure_future(self.keys.get())
+        key_task: asyncio.Future[str] = asyncio.ensure_future(self.keys.get())
+        waiting: set[asyncio.Future[Any]] = {done, key_task}
         try:
-            await self._until_gone(asyncio.wait({done, key_task}, return_when="FIRST_COMPLETED"))
+            await self._until_gone(asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED))
         finally:
             if not key_task.done():
                 key_task.cancel()
@@ -102,12 +110,17 @@ class Channel:
             return key_task.result()
         return None
 
+    async def stop_playbacks(self) -> None:
+        """Before handing the channel on: ARI's continue waits behind a running playback."""
+        for playback_id in list(self._playbacks):
+            await self._stop_playback(playback_id)
+
     async def _stop_playback(self, playback_id: str) -> None:
         self._playbacks.pop(playback_id, None)
         try:
             await self.ari.request("DELETE", f"/playbacks/{playback_id}")
-        except AriNotFound:
-            pass  # finished on its own meanwhile
+        except (AriNotFound, AriConflict):
+            pass  # finished on its own meanwhile, or the channel is gone
 
     async def next_key(self, timeout: float) -> str | None:
         try:

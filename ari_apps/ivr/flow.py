@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ari_apps.ari_client import AriError
 from ari_apps.ivr.channel import CallerHungUp, Channel
 from callbackdb.notice_ledger import NoticeLedger
+from nohold import logs
 from nohold.config import Settings
 from nohold.decisions.menu import (
     Fallback,
@@ -25,7 +26,7 @@ from nohold.decisions.menu import (
     Repeat,
     decide,
     digits_valid,
-    start_menu_for,
+    read_stasis_args,
 )
 from nohold.decisions.routes import Route
 
@@ -42,11 +43,14 @@ class IvrFlow:
         return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
 
     async def run(self, ch: Channel) -> None:
-        menu, warning = start_menu_for(ch.args, set(self.ivr.menus), self.ivr.start_menu)
+        menu, call_id, warning = read_stasis_args(ch.args, set(self.ivr.menus),
+                                                  self.ivr.start_menu)
         if warning:
             log.warning("stasis_args channel=%s %s", ch.id, warning)
-        log.info("call_start channel=%s caller=%s menu=%s", ch.id, ch.caller, menu)
         try:
+            ch.call_id = call_id or ch.call_id or await ch.fetch_call_id()
+            logs.call_id.set(ch.call_id)
+            log.info("call_start channel=%s caller=%s menu=%s", ch.id, ch.caller, menu)
             await ch.answer()
             await self.play_notice_once(ch)
             route, identity = await self.choose_route(ch, menu)
@@ -54,7 +58,8 @@ class IvrFlow:
         except CallerHungUp:
             log.info("caller_hung_up channel=%s", ch.id)
         except (AriError, SQLAlchemyError, OSError):
-            log.exception("ivr_failed channel=%s; sending the caller to %s", ch.id, self.ivr.fallback)
+            log.exception("ivr_failed channel=%s; sending the caller to %s", ch.id,
+                          self.ivr.fallback)
             await self.rescue(ch)
 
     # -- the recording notice ----------------------------------------------------------
@@ -161,6 +166,7 @@ class IvrFlow:
             self.settings.routes.queue_context, self.settings.routes.person_context
         )
         try:
+            await ch.stop_playbacks()
             await ch.continue_to(context, exten, priority)
         except CallerHungUp:
             pass

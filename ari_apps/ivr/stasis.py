@@ -53,7 +53,7 @@ class IvrApp:
             return
         channel_id = _channel_of(event)
         ch = self.channels.get(channel_id) if channel_id else None
-        if ch is not None:
+        if channel_id and ch is not None:
             ch.feed(event)
             if ch.gone.is_set() and kind in ("StasisEnd", "ChannelDestroyed"):
                 self.channels.pop(channel_id, None)
@@ -64,7 +64,7 @@ class IvrApp:
             log.warning("stasis_start_duplicate channel=%s", ch.id)
             return
         self.channels[ch.id] = ch
-        self._spawn(self.flow.run(ch), ch.call_id)
+        self._spawn(self.flow.run(ch), ch.call_id or "-")
 
     def _spawn(self, coro: Any, call_id: str) -> None:
         async def with_call_id() -> None:
@@ -119,6 +119,10 @@ class IvrApp:
         for channel_id, ch in list(self.channels.items()):
             if not ch.gone.is_set():
                 log.info("shutdown_handover channel=%s", channel_id)
+                try:
+                    await ch.stop_playbacks()
+                except AriError:
+                    pass
                 await self._continue_to_fallback(channel_id)
         self.channels.clear()
 

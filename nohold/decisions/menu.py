@@ -19,6 +19,9 @@ MAX_MENU_HOPS = 8
 class GoToMenu:
     menu: str
 
+    def __str__(self) -> str:
+        return f"menu:{self.menu}"
+
 
 @dataclass(frozen=True)
 class Leave:
@@ -27,6 +30,9 @@ class Leave:
     route: Route
     identify: bool = False
 
+    def __str__(self) -> str:
+        return f"leave:{self.route}" + (" identify" if self.identify else "")
+
 
 @dataclass(frozen=True)
 class Repeat:
@@ -34,12 +40,18 @@ class Repeat:
 
     say_invalid: bool
 
+    def __str__(self) -> str:
+        return "repeat:invalid" if self.say_invalid else "repeat:no_input"
+
 
 @dataclass(frozen=True)
 class Fallback:
     """Give up on the menu: a person takes the call."""
 
     reason: str
+
+    def __str__(self) -> str:
+        return "fallback"
 
 
 Decision = GoToMenu | Leave | Repeat | Fallback
@@ -84,12 +96,16 @@ def digits_valid(entered: str, bounds: tuple[int, int]) -> bool:
     return entered.isdigit() and low <= len(entered) <= high
 
 
-def start_menu_for(args: list[str], menus: set[str], default: str) -> tuple[str, str | None]:
-    """Pick the menu from the Stasis() arguments; returns (menu, warning or None)."""
+def read_stasis_args(
+    args: list[str], menus: set[str], default: str
+) -> tuple[str, str, str | None]:
+    """Stasis(app,<menu>,<linkedid>) -> (menu, linkedid or "", warning or None)."""
     match args:
         case [] | [""]:
-            return default, None
-        case [name] if name in menus:
-            return name, None
+            return default, "", None
+        case [menu, call_id] if (menu in menus or menu == "") and call_id:
+            return menu or default, call_id, None
+        case [menu] | [menu, ""] if menu in menus:
+            return menu, "", None
         case _:
-            return default, f"unknown Stasis arguments {args!r}; starting in {default!r}"
+            return default, "", f"unknown Stasis arguments {args!r}; starting in {default!r}"

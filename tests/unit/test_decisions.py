@@ -10,7 +10,7 @@ from nohold.decisions.menu import (
     Repeat,
     decide,
     digits_valid,
-    start_menu_for,
+    read_stasis_args,
 )
 from nohold.decisions.routes import Route, RouteError, parse_route
 
@@ -64,13 +64,17 @@ def test_identification_digits(entered, ok):
     assert digits_valid(entered, (4, 12)) is ok
 
 
-def test_start_menu_from_stasis_args():
+def test_stasis_args_give_menu_and_call_id():
     menus = {"main", "billing"}
-    assert start_menu_for([], menus, "main") == ("main", None)
-    assert start_menu_for([""], menus, "main") == ("main", None)
-    assert start_menu_for(["billing"], menus, "main") == ("billing", None)
-    menu, warning = start_menu_for(["x", "y"], menus, "main")
-    assert menu == "main" and "unknown Stasis arguments" in warning
+    assert read_stasis_args([], menus, "main") == ("main", "", None)
+    assert read_stasis_args([""], menus, "main") == ("main", "", None)
+    assert read_stasis_args(["", "1700.1"], menus, "main") == ("main", "1700.1", None)
+    assert read_stasis_args(["billing", "1700.1"], menus, "main") == ("billing", "1700.1", None)
+    assert read_stasis_args(["billing"], menus, "main") == ("billing", "", None)
+    menu, call_id, warning = read_stasis_args(["x", "y", "z"], menus, "main")
+    assert (menu, call_id) == ("main", "") and "unknown Stasis arguments" in warning
+    menu, _, warning = read_stasis_args(["nosuch", "1700.1"], menus, "main")
+    assert menu == "main" and warning
 
 
 def test_routes_parse_and_locate():
