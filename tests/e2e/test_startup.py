@@ -1,0 +1,113 @@
+"""Start-up refuses what it cannot do, with a message that says what to fix (real CLI, real Asterisk)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.nohold_process import run_cli, write_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def config(asterisk, prompts, tmp_path):
+    def make(overrides=None, upgrade=True):
+        path = write_config(asterisk, tmp_path / "nohold.toml", overrides)
+        if upgrade:
+            assert run_cli(path, "db", "upgrade").returncode == 0
+        return path
+    return make
+
+
+def test_check_reports_every_part_ok(config):
+    result = run_cli(config(), "check")
+    assert result.returncode == 0, result.stderr
+    for part in ("config: ok", "prompts: ok", "database: ok (schema 0001)", "ari: ok (Asterisk 22."):
+        assert part in result.stdout
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_too_long_notice_stops_start_up_with_its_measured_length(config, prompts, command):
+    result = run_cli(config({"notice": {"max_seconds": 1.0}}), command)
+    assert result.returncode == 1
+    assert f"lasts {prompts['notice']:.2f} s, longer than notice.max_seconds = 1 s" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"ivr": {"max_repeat": 3}}, "unknown key ivr.max_repeat = 3; allowed in [ivr]:"),
+        ({"ivr": {"fallback": "menu:main"}}, "never another menu"),
+        ({"ari": {"url": "localhost:8088"}}, "ari.url = 'localhost:8088'"),
+    ],
+)
+def test_broken_config_stops_start_up_naming_the_key(config, overrides, message):
+    result = run_cli(config(overrides, upgrade=False), "run")
+    assert result.returncode == 1
+    assert "configuration:" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_toml_is_reported_with_position(tmp_path):
+    bad = tmp_path / "nohold.toml"
+    bad.write_text("[ari]\nurl = http://x\n")
+    result = run_cli(bad, "run")
+    assert result.returncode == 1
+    assert "is not valid TOML" in result.stderr and "line 2" in result.stderr
+
+
+def test_schema_not_upgraded_says_which_command_fixes_it(config):
+    result = run_cli(config(upgrade=False), "check")
+    assert result.returncode == 1
+    assert "run `nohold db upgrade`" in result.stderr
+
+
+def test_wrong_ari_password_is_named(config):
+    result = run_cli(config({"ari": {"password": "wrong"}}), "check")
+    assert result.returncode == 1
+    assert "refused: 401" in result.stderr and "ari.conf" in result.stderr
+
+
+def test_missing_prompt_audio_says_how_to_build_it(config, tmp_path):
+    result = run_cli(config({"prompts": {"dir": str(tmp_path / "empty")}}), "check")
+    assert result.returncode == 1
+    assert "run `nohold prompts build`" in result.stderr
+
+
+def test_prompts_build_in_polish_prints_durations(config, tmp_path):
+    texts = {"notice": "Rozmowa jest nagrywana przez Example Net.",
+             "main_menu": "Awaria, wciśnij 1. Faktury, wciśnij 2."}
+    path = config({"prompts": {"language": "pl", "dir": str(tmp_path / "pl"), "texts": texts}},
+                  upgrade=False)
+    result = run_cli(path, "prompts", "build")
+    assert result.returncode == 0, result.stderr
+    line = next(x for x in result.stdout.splitlines() if x.startswith("notice"))
+    assert "tts:pl" in line and float(line.split()[1]) > 1.0
+    assert (tmp_path / "pl" / "main_menu.wav").exists()
+
+
+def test_sandbox_cli_up_status_down(tmp_path):
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    cli = [sys.executable, "-m", "nohold.cli", "sandbox"]
+
+    def sandbox(*args):
+        return subprocess.run([*cli, *args, "--name", "clitest"], capture_output=True,
+                              text=True, env=env, timeout=180)
+
+    up = sandbox("up")
+    try:
+        assert up.returncode == 0, up.stderr
+        assert "sandbox 'clitest' up: ARI http://127.0.0.1:" in up.stdout
+        assert sandbox("up").returncode == 1  # already up: says so instead of a second one
+        status = sandbox("status")
+        assert status.returncode == 0 and "running" in status.stdout
+        config = tmp_path / "nohold" / "sandbox-clitest.toml"
+        assert run_cli(config, "db", "upgrade").returncode == 0
+    finally:
+        down = sandbox("down")
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert sandbox("status").returncode == 1
