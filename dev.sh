@@ -34,8 +34,13 @@ install_python() {
     # Re-install only when the dependency list changed.
     local stamp=.venv/.nohold-installed
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-        .venv/bin/pip install -q --upgrade pip >&2
-        .venv/bin/pip install -q -e '.[test]' >&2
+        echo "installing Python packages into .venv (log: .venv/pip.log)" >&2
+        if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e '.[test]'; } \
+                >.venv/pip.log 2>&1; then
+            tail -n 30 .venv/pip.log >&2
+            echo "pip install failed; full log in .venv/pip.log" >&2
+            exit 1
+        fi
         touch "$stamp"
     fi
 }
