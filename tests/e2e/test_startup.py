@@ -1,4 +1,4 @@
-"""Start-up refuses what it cannot do, with a message that says what to fix (real CLI, real Asterisk)."""
+"""Start-up refuses what it cannot do and says what to fix (real CLI, real Asterisk)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def config(asterisk, prompts, tmp_path):
 def test_check_reports_every_part_ok(config):
     result = run_cli(config(), "check")
     assert result.returncode == 0, result.stderr
-    for part in ("config: ok", "prompts: ok", "database: ok (schema 0001)", "ari: ok (Asterisk 22."):
+    for part in ("config: ok", "prompts: ok", "database: ok (schema 0001)",
+                 "ari: ok (Asterisk 22."):
         assert part in result.stdout
 
 
