@@ -31,17 +31,22 @@ def start_nohold(
     """`await start_nohold({...overrides})` -> a running NoholdProcess with a fresh database."""
     started: list[NoholdProcess] = []
 
-    async def start(overrides: dict[str, Any] | None = None) -> NoholdProcess:
+    async def start(overrides: dict[str, Any] | None = None, box: Any = None) -> NoholdProcess:
+        """`box`: another sandbox than the session's (its prompts are built here)."""
+        if box is None:
+            box = asterisk
+        elif not (box.prompts_dir / "notice.wav").exists():
+            build_prompts(PromptSettings(dir=box.prompts_dir))
         n = next(_counter)
         workdir = tmp_path / f"nohold-{n}"
         workdir.mkdir()
-        config = write_config(asterisk, workdir / "nohold.toml", overrides)
+        config = write_config(box, workdir / "nohold.toml", overrides)
         result = run_cli(config, "db", "upgrade")
         assert result.returncode == 0, result.stderr
         proc = NoholdProcess(config=config, log_path=workdir / "nohold.log")
         started.append(proc)
         proc.start()
-        await proc.wait_ready(asterisk)
+        await proc.wait_ready(box)
         return proc
 
     yield start
