@@ -113,6 +113,15 @@ class IvrSettings:
 
 
 @dataclass(frozen=True)
+class AgiSettings:
+    """The FastAGI server inside `nohold run` (agi_scripts/)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 4573
+
+
+@dataclass(frozen=True)
 class RouteSettings:
     queue_context: str = "nohold-queues"
     person_context: str = "nohold-people"
@@ -127,6 +136,7 @@ class Settings:
     notice: NoticeSettings
     ivr: IvrSettings
     routes: RouteSettings
+    agi: AgiSettings = field(default_factory=AgiSettings)
     source: str = "built-in defaults"
 
 
@@ -317,10 +327,19 @@ def parse_settings(raw: Mapping[str, Any], source: str = "built-in defaults") ->
     )
     t.done()
 
+    t = top.table("agi")
+    agi = AgiSettings(
+        enabled=t.get("enabled", bool, True),
+        host=t.get("host", str, "127.0.0.1"),
+        port=int(_bounded(t, "port", 4573, 0, 65535)),
+    )
+    t.done()
+
     ivr = _parse_ivr(top.table("ivr"))
     top.done()
 
-    settings = Settings(ari, database, logging_settings, prompts, notice, ivr, routes, source)
+    settings = Settings(ari, database, logging_settings, prompts, notice, ivr, routes, agi,
+                        source)
     _cross_check(settings)
     return settings
 

@@ -7,6 +7,8 @@ import logging
 import signal
 from dataclasses import dataclass
 
+from agi_scripts.fastagi import FastAgiServer
+from agi_scripts.notice_once import NoticeOnce
 from ari_apps.ari_client import AriClient, AriError, AriHttpError
 from ari_apps.ivr.flow import IvrFlow
 from ari_apps.ivr.stasis import IvrApp
@@ -78,7 +80,19 @@ async def serve(
              settings.ari.app, report.prompt_seconds[settings.notice.prompt], report.db_revision)
     engine = make_engine(settings.database.url)
     ari = AriClient(settings.ari.url, settings.ari.user, settings.ari.password, settings.ari.app)
-    app = IvrApp(ari, IvrFlow(settings, NoticeLedger(engine)))
+    ledger = NoticeLedger(engine)
+    app = IvrApp(ari, IvrFlow(settings, ledger))
+    agi = FastAgiServer({"notice_once": NoticeOnce(settings, ledger)})
+    if settings.agi.enabled:
+        try:
+            await agi.start(settings.agi.host, settings.agi.port)
+        except OSError as exc:
+            await ari.close()
+            await engine.dispose()
+            raise StartupError(
+                f"cannot listen for FastAGI on {settings.agi.host}:{settings.agi.port} ({exc}): "
+                "change [agi] port, or set [agi] enabled = false"
+            ) from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -98,6 +112,7 @@ async def serve(
             loop.remove_signal_handler(sig)
         runner.cancel()
         stopper.cancel()
+        await agi.close()
         await app.shutdown()
         await ari.close()
         await engine.dispose()

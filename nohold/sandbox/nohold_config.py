@@ -11,7 +11,11 @@ if TYPE_CHECKING:
 
 
 def sandbox_overrides(box: Sandbox, database_url: str) -> dict[str, Any]:
+    from nohold.sandbox.instance import free_port
+
     return {
+        # A free port: the machine may already run a nohold (or anything) on 4573.
+        "agi": {"port": free_port()},
         "ari": {"url": box.ari_url, "user": box.ari_user, "password": box.ari_password},
         "database": {"url": database_url},
         "prompts": {

@@ -115,18 +115,21 @@ async def test_sipp_call_with_sip_info_digits_reaches_tech_queue(asterisk, start
     assert app.problems() == []
 
 
-async def test_invalid_input_repeats_twice_then_a_person_answers(asterisk, start_nohold):
-    app = await start_nohold(FAST)
+@pytest.mark.parametrize("max_repeats", [2, 1])
+async def test_invalid_input_is_repeated_at_most_max_repeats_then_a_person_answers(
+        asterisk, start_nohold, max_repeats):
+    """Default 2: the menu plus two repeats, the third wrong key reaches a person.
+    With max_repeats = 1 the second wrong key does."""
+    app = await start_nohold({"ivr": {**FAST["ivr"], "max_repeats": max_repeats}})
     async with ScriptedCaller(asterisk, context="nohold-inbound", exten="s") as caller:
-        await caller.wait_for_playback("/main_menu", timeout=20)
-        for attempt in range(3):
+        for attempt in range(max_repeats + 1):
             # Wait for the menu to be heard again (pressing during "invalid" barges in).
             await caller.wait_for(lambda e, n=attempt + 1: len(
                 [m for m in caller.playbacks() if m.endswith("/main_menu")]) >= n, timeout=15)
             await caller.press("9")
         await caller.wait_reached("person:operator", timeout=15)
     menus_heard = [m for m in caller.playbacks() if m.endswith("/main_menu")]
-    assert len(menus_heard) == 3, caller.format_timeline()  # the menu plus two repeats
+    assert len(menus_heard) == max_repeats + 1, caller.format_timeline()
     assert len(notices(caller)) == 1
     assert app.problems() == []
 
