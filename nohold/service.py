@@ -81,7 +81,7 @@ async def serve(
     engine = make_engine(settings.database.url)
     ari = AriClient(settings.ari.url, settings.ari.user, settings.ari.password, settings.ari.app)
     ledger = NoticeLedger(engine)
-    app = IvrApp(ari, IvrFlow(settings, ledger))
+    app = IvrApp(ari, IvrFlow(settings, ledger, report.prompt_seconds[settings.notice.prompt]))
     agi = FastAgiServer({"notice_once": NoticeOnce(settings, ledger)})
     if settings.agi.enabled:
         try:

@@ -38,7 +38,8 @@ class Channel:
         self.keys: asyncio.Queue[str] = asyncio.Queue()
         self.gone = asyncio.Event()
         self.left_stasis = False
-        self._playbacks: dict[str, asyncio.Future[None]] = {}
+        # playback id -> its final state ("done", or "failed" e.g. on hang-up)
+        self._playbacks: dict[str, asyncio.Future[str]] = {}
 
     # -- events ---------------------------------------------------------------------
     def feed(self, event: dict[str, Any]) -> None:
@@ -46,9 +47,11 @@ class Channel:
         if kind == "ChannelDtmfReceived":
             self.keys.put_nowait(event.get("digit", ""))
         elif kind in ("PlaybackFinished", "PlaybackFailed"):
-            fut = self._playbacks.pop(event.get("playback", {}).get("id", ""), None)
+            playback = event.get("playback", {})
+            fut = self._playbacks.pop(playback.get("id", ""), None)
             if fut is not None and not fut.done():
-                fut.set_result(None)
+                state = "failed" if kind == "PlaybackFailed" else playback.get("state", "done")
+                fut.set_result(state)
         elif kind in _GONE_EVENTS:
             if kind == "StasisEnd":
                 self.left_stasis = True
@@ -92,11 +95,11 @@ class Channel:
     async def play(self, media: str, *, interruptible: bool) -> str | None:
         """Play to the end; with `interruptible`, a key press stops it and is returned."""
         playback_id = f"nohold-{uuid.uuid4().hex[:16]}"
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._playbacks[playback_id] = done
         await self._rest("POST", f"/channels/{self.id}/play/{playback_id}", media=media)
         if not interruptible:
-            await self._until_gone(done)
+            await self._check_finished(await self._until_gone(done))
             return None
         key_task: asyncio.Future[str] = asyncio.ensure_future(self.keys.get())
         waiting: set[asyncio.Future[Any]] = {done, key_task}
@@ -108,7 +111,20 @@ class Channel:
         if key_task.done() and not key_task.cancelled():
             await self._stop_playback(playback_id)
             return key_task.result()
+        await self._check_finished(done.result())
         return None
+
+    async def _check_finished(self, state: str) -> None:
+        """A playback that failed because the caller left is a hang-up, not a success.
+        Asterisk may send that PlaybackFinished before the hang-up events."""
+        if state == "done":
+            return
+        try:
+            await asyncio.wait_for(self.gone.wait(), 1.0)
+        except TimeoutError:
+            log.warning("playback_failed channel=%s state=%s", self.id, state)
+            return
+        raise CallerHungUp(self.id)
 
     async def stop_playbacks(self) -> None:
         """Before handing the channel on: ARI's continue waits behind a running playback."""

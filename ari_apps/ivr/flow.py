@@ -33,11 +33,16 @@ from nohold.decisions.routes import Route
 log = logging.getLogger("nohold.ivr")
 
 
+# A notice that ends this much earlier than its length was cut off, not heard.
+CUT_SHORT_TOLERANCE = 0.3
+
+
 class IvrFlow:
-    def __init__(self, settings: Settings, ledger: NoticeLedger) -> None:
+    def __init__(self, settings: Settings, ledger: NoticeLedger, notice_seconds: float) -> None:
         self.settings = settings
         self.ivr = settings.ivr
         self.ledger = ledger
+        self.notice_seconds = notice_seconds
 
     def media(self, prompt: str) -> str:
         return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
@@ -77,9 +82,17 @@ class IvrFlow:
             return
         outcome = "failed"
         log.info("notice_start channel=%s version=%s", ch.id, notice.version)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             await ch.play(self.media(notice.prompt), interruptible=False)
-            outcome = "completed"
+            heard = loop.time() - started
+            if heard + CUT_SHORT_TOLERANCE < self.notice_seconds:
+                # Asterisk may report PlaybackFinished before the hang-up events: the
+                # clock, not the event order, says whether the caller heard it all.
+                outcome = await self._why_cut_short(ch, heard)
+            else:
+                outcome = "completed"
         except CallerHungUp:
             outcome = "caller_hung_up"
             raise
@@ -88,6 +101,15 @@ class IvrFlow:
         dropped = ch.discard_keys()
         if dropped:
             log.info("keys_during_notice_ignored channel=%s keys=%s", ch.id, "".join(dropped))
+
+    async def _why_cut_short(self, ch: Channel, heard: float) -> str:
+        try:
+            await asyncio.wait_for(ch.gone.wait(), 1.0)
+        except TimeoutError:
+            log.warning("notice_cut_short channel=%s heard=%.2fs of %.2fs", ch.id, heard,
+                        self.notice_seconds)
+            return "failed"
+        raise CallerHungUp(ch.id)
 
     async def _record_notice(self, ch: Channel, outcome: str) -> None:
         try:

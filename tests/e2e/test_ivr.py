@@ -201,3 +201,28 @@ async def test_kill_9_then_restart_sends_orphaned_caller_to_a_person(asterisk, s
         await caller.wait_reached("person:operator", timeout=20)
     assert "reconcile_orphan" in again.log()
     assert len(notices(caller)) == 1
+
+
+async def test_twenty_callers_hanging_up_mid_notice_all_get_honest_proof_rows(
+        asterisk, start_nohold, ledger_for):
+    """Asterisk may send PlaybackFinished before the hang-up: no row may claim 'completed'."""
+    app = await start_nohold()
+
+    async def call_and_hang_up() -> str:
+        async with ScriptedCaller(asterisk, context="nohold-inbound", exten="s") as caller:
+            await caller.wait_for_playback("/notice", timeout=30)
+            await caller.hangup()
+        return caller.linkedid
+
+    call_ids = await asyncio.gather(*[call_and_hang_up() for _ in range(20)])
+    ledger = ledger_for(app)
+    outcomes = []
+    for call_id in call_ids:
+        for _ in range(100):
+            row = await ledger.get(call_id)
+            if row is not None and row.outcome != "playing":
+                break
+            await asyncio.sleep(0.05)
+        outcomes.append(row.outcome)
+    assert outcomes == ["caller_hung_up"] * 20
+    assert app.problems() == []

@@ -265,7 +265,7 @@ async def test_scripted_caller_reaches_queue_agent(sandbox: Sandbox) -> None:
         )
         await caller.hangup()
         await caller.hangup()  # twice: the second is a 404 and must not raise
-    assert caller.userevents("NoholdReached") == [{"target": "queue:tech"}]
+    assert [e["target"] for e in caller.userevents("NoholdReached")] == ["queue:tech"]
 
 
 async def test_scripted_caller_follows_ivr_playback_transfer_and_reentry(
@@ -301,13 +301,15 @@ async def test_scripted_caller_follows_ivr_playback_transfer_and_reentry(
                 params={"context": "nohold-reenter", "extension": "billing", "priority": 1},
             )
             again = await events.find(lambda e: e["type"] == "StasisStart", after=start)
-            assert again["channel"]["id"] == chan and again["args"] == ["billing"]
+            # nohold.conf passes the menu and the call's linkedid (ARI channels lack it)
+            assert again["channel"]["id"] == chan
+            assert again["args"] == ["billing", caller.linkedid]
             await ivr.request("DELETE", f"/channels/{chan}")
             await caller.wait_hungup()
         assert caller.playbacks() == ["sound:beep"]
         text = caller.format_timeline()
         assert "pressed 2" in text and "got DTMF 2" in text, text
-        assert "runs Stasis(nohold-ivr,billing)" in text, text
+        assert f"runs Stasis(nohold-ivr,billing,{caller.linkedid})" in text, text
 
         # 2. transfer: a NEW channel enters the IVR with the caller's linkedid
         async with ScriptedCaller(sb, context="nohold-sandbox-transfer", exten="100") as caller:
