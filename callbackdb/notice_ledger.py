@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,6 +16,7 @@ OUTCOMES = ("completed", "caller_hung_up", "failed")
 
 class NoticeLedger:
     def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
         self._sessions = sessions(engine)
 
     async def claim(self, call_id: str, channel_id: str, caller: str, version: str) -> bool:
@@ -24,7 +25,9 @@ class NoticeLedger:
         The unique key makes this atomic across channels and nohold nodes: of two
         channels of one call racing here, exactly one wins.
         """
-        row = NoticePlay(
+        # A Core INSERT, not the ORM unit of work: this sits between a caller's
+        # StasisStart and the first sound they hear.
+        statement = insert(NoticePlay).values(
             call_id=call_id,
             channel_id=channel_id,
             caller=caller[:64],
@@ -33,8 +36,8 @@ class NoticeLedger:
             outcome="playing",
         )
         try:
-            async with self._sessions.begin() as session:
-                session.add(row)
+            async with self._engine.begin() as conn:
+                await conn.execute(statement)
             return True
         except IntegrityError:
             return False
@@ -42,8 +45,8 @@ class NoticeLedger:
     async def finish(self, call_id: str, outcome: str) -> None:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown notice outcome {outcome!r}")
-        async with self._sessions.begin() as session:
-            await session.execute(
+        async with self._engine.begin() as conn:
+            await conn.execute(
                 update(NoticePlay)
                 .where(NoticePlay.call_id == call_id, NoticePlay.outcome == "playing")
                 .values(outcome=outcome, finished_at=datetime.now(UTC))

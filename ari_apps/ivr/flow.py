@@ -56,8 +56,8 @@ class IvrFlow:
             ch.call_id = call_id or ch.call_id or await ch.fetch_call_id()
             logs.call_id.set(ch.call_id)
             log.info("call_start channel=%s caller=%s menu=%s", ch.id, ch.caller, menu)
-            await ch.answer()
-            await self.play_notice_once(ch)
+            if await self.answer_and_claim_notice(ch):
+                await self.play_notice(ch)
             route, identity = await self.choose_route(ch, menu)
             await self.send_on(ch, route, identity)
         except CallerHungUp:
@@ -68,18 +68,37 @@ class IvrFlow:
             await self.rescue(ch)
 
     # -- the recording notice ----------------------------------------------------------
-    async def play_notice_once(self, ch: Channel) -> None:
-        notice = self.settings.notice
+    async def answer_and_claim_notice(self, ch: Channel) -> bool:
+        """Answering and claiming the notice are independent: overlap them. A claimed
+        notice whose caller is gone before it starts still gets its proof row closed."""
+        first, answered = await asyncio.gather(
+            self.claim_notice(ch), ch.answer(), return_exceptions=True
+        )
+        if isinstance(first, BaseException):
+            raise first
+        if isinstance(answered, BaseException):
+            if first:
+                hung_up = isinstance(answered, CallerHungUp)
+                await self._record_notice(ch, "caller_hung_up" if hung_up else "failed")
+            raise answered
+        return first
+
+    async def claim_notice(self, ch: Channel) -> bool:
+        """True when this call has not heard the notice yet (once per linkedid)."""
         try:
-            first = await self.ledger.claim(ch.call_id, ch.id, ch.caller, notice.version)
+            first = await self.ledger.claim(ch.call_id, ch.id, ch.caller,
+                                            self.settings.notice.version)
         except SQLAlchemyError:
             # The law asks for the notice; without the ledger, playing it again is the
             # lesser harm than recording a caller who was never told.
             log.exception("notice_ledger_unavailable channel=%s; playing the notice", ch.id)
-            first = True
+            return True
         if not first:
             log.info("notice_skipped channel=%s reason=already_played_in_call", ch.id)
-            return
+        return first
+
+    async def play_notice(self, ch: Channel) -> None:
+        notice = self.settings.notice
         outcome = "failed"
         log.info("notice_start channel=%s version=%s", ch.id, notice.version)
         loop = asyncio.get_running_loop()
