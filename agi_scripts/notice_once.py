@@ -10,10 +10,7 @@ hear it here, and the other way round. Sets NOHOLD_NOTICE to `played` or
 
 from __future__ import annotations
 
-import asyncio
 import logging
-
-from sqlalchemy.exc import SQLAlchemyError
 
 from agi_scripts.fastagi import AgiHangup, AgiRequest
 from callbackdb.notice_ledger import NoticeLedger
@@ -34,14 +31,9 @@ class NoticeOnce:
         if not call_id:
             call_id = channel_id
         caller = agi.env.get("agi_callerid", "")
-        try:
-            first = await self.ledger.claim(call_id, channel_id, caller,
-                                            self.settings.notice.version)
-        except SQLAlchemyError:
-            log.exception("notice_ledger_unavailable channel=%s; playing the notice", agi.channel)
-            first = True
+        first = await self.ledger.claim_or_assume_first(call_id, channel_id, caller,
+                                                        self.settings.notice.version)
         if not first:
-            log.info("notice_skipped channel=%s reason=already_played_in_call", agi.channel)
             await agi.set_variable("NOHOLD_NOTICE", "skipped")
             await agi.set_variable("NOHOLD_AGI_STATUS", "OK")
             return
@@ -57,12 +49,7 @@ class NoticeOnce:
             outcome = "caller_hung_up"
             raise
         finally:
-            try:
-                await asyncio.shield(self.ledger.finish(call_id, outcome))
-                log.info("notice_end channel=%s outcome=%s via=agi", agi.channel, outcome)
-            except SQLAlchemyError:
-                log.exception("notice_proof_not_saved channel=%s outcome=%s", agi.channel,
-                              outcome)
+            await self.ledger.record(call_id, channel_id, outcome)
         await agi.set_variable("__NOHOLD_NOTICE_PLAYED", "1")
         await agi.set_variable("NOHOLD_NOTICE", "played")
         await agi.set_variable("NOHOLD_AGI_STATUS", "OK")

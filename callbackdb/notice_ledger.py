@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callbackdb.engine import sessions
 from callbackdb.models import NoticePlay
 
 OUTCOMES = ("completed", "caller_hung_up", "failed")
+
+log = logging.getLogger("nohold.notice")
 
 
 class NoticeLedger:
@@ -51,6 +55,29 @@ class NoticeLedger:
                 .where(NoticePlay.call_id == call_id, NoticePlay.outcome == "playing")
                 .values(outcome=outcome, finished_at=datetime.now(UTC))
             )
+
+    async def claim_or_assume_first(
+        self, call_id: str, channel_id: str, caller: str, version: str
+    ) -> bool:
+        """claim(), but a database failure means "play it": the law asks for the notice,
+        and a caller told twice is a lesser harm than one recorded without being told."""
+        try:
+            first = await self.claim(call_id, channel_id, caller, version)
+        except SQLAlchemyError:
+            log.exception("notice_ledger_unavailable channel=%s; playing the notice", channel_id)
+            return True
+        if not first:
+            log.info("notice_skipped channel=%s reason=already_played_in_call", channel_id)
+        return first
+
+    async def record(self, call_id: str, channel_id: str, outcome: str) -> None:
+        """finish(), shielded from cancellation (a shutdown must not lose the proof of a
+        notice already heard) and never raising: the call goes on either way."""
+        try:
+            await asyncio.shield(self.finish(call_id, outcome))
+            log.info("notice_end channel=%s outcome=%s", channel_id, outcome)
+        except SQLAlchemyError:
+            log.exception("notice_proof_not_saved channel=%s outcome=%s", channel_id, outcome)
 
     async def get(self, call_id: str) -> NoticePlay | None:
         async with self._sessions() as session:

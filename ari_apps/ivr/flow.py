@@ -85,17 +85,9 @@ class IvrFlow:
 
     async def claim_notice(self, ch: Channel) -> bool:
         """True when this call has not heard the notice yet (once per linkedid)."""
-        try:
-            first = await self.ledger.claim(ch.call_id, ch.id, ch.caller,
-                                            self.settings.notice.version)
-        except SQLAlchemyError:
-            # The law asks for the notice; without the ledger, playing it again is the
-            # lesser harm than recording a caller who was never told.
-            log.exception("notice_ledger_unavailable channel=%s; playing the notice", ch.id)
-            return True
-        if not first:
-            log.info("notice_skipped channel=%s reason=already_played_in_call", ch.id)
-        return first
+        return await self.ledger.claim_or_assume_first(
+            ch.call_id, ch.id, ch.caller, self.settings.notice.version
+        )
 
     async def play_notice(self, ch: Channel) -> None:
         notice = self.settings.notice
@@ -131,12 +123,7 @@ class IvrFlow:
         raise CallerHungUp(ch.id)
 
     async def _record_notice(self, ch: Channel, outcome: str) -> None:
-        try:
-            # Shielded: a shutdown must not lose the proof row of a notice already heard.
-            await asyncio.shield(self.ledger.finish(ch.call_id, outcome))
-            log.info("notice_end channel=%s outcome=%s", ch.id, outcome)
-        except SQLAlchemyError:
-            log.exception("notice_proof_not_saved channel=%s outcome=%s", ch.id, outcome)
+        await self.ledger.record(ch.call_id, ch.id, outcome)
 
     # -- the menus ---------------------------------------------------------------------
     async def choose_route(self, ch: Channel, menu_name: str) -> tuple[Route, dict[str, str]]:

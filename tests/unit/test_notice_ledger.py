@@ -1,4 +1,5 @@
 import asyncio
+import logging
 
 import pytest
 
@@ -50,3 +51,23 @@ def test_urls_get_async_drivers():
     assert async_url("postgresql://u:p@h/db") == "postgresql+asyncpg://u:p@h/db"
     with pytest.raises(ValueError):
         async_url("mysql://h/db")
+
+
+async def test_database_down_means_play_the_notice_and_the_call_goes_on(tmp_path, caplog):
+    engine = make_engine(f"sqlite:///{tmp_path}/never-migrated.db")  # no tables: every query fails
+    try:
+        led = NoticeLedger(engine)
+        assert await led.claim_or_assume_first("call-1", "ch-1", "100", "v1") is True
+        await led.record("call-1", "ch-1", "completed")  # logs, does not raise
+        assert "notice_ledger_unavailable" in caplog.text
+        assert "notice_proof_not_saved" in caplog.text
+    finally:
+        await engine.dispose()
+
+
+async def test_second_claim_is_logged_as_skipped(ledger, caplog):
+    caplog.set_level(logging.INFO, "nohold.notice")
+    led, _ = ledger
+    assert await led.claim_or_assume_first("call-9", "ch-1", "100", "v1") is True
+    assert await led.claim_or_assume_first("call-9", "ch-2", "100", "v1") is False
+    assert "notice_skipped channel=ch-2" in caplog.text
