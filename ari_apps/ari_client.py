@@ -12,7 +12,7 @@ import base64
 import json as jsonlib
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -170,6 +170,27 @@ class AriClient:
                 elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                     break
             self._ws = None
+
+
+async def wait_for_application(
+    client: AriClient,
+    app: str,
+    *,
+    timeout: float = 30.0,
+    alive: Callable[[], bool] = lambda: True,
+) -> None:
+    """Until Asterisk knows `app` (its WebSocket is up): asked, not slept for.
+    Raises TimeoutError, or RuntimeError as soon as `alive()` says its process died."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if not alive():
+            raise RuntimeError(f"the process serving ARI app {app!r} exited")
+        try:
+            await client.request("GET", f"/applications/{app}")
+            return
+        except AriNotFound:
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"ARI app {app!r} not registered within {timeout:g}s")
 
 
 def _param(value: Any) -> str:

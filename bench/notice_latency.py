@@ -51,7 +51,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriNotFound
+from ari_apps.ari_client import (
+    CONNECTED_EVENT,
+    AriClient,
+    AriError,
+    AriNotFound,
+    wait_for_application,
+)
+from nohold import logs
 from nohold.config import load_settings
 from nohold.prompts import build_prompts
 from nohold.sandbox import Sandbox, start_sandbox
@@ -301,24 +308,15 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
 
 async def wait_registered(client: AriClient, subject: Subject,
                           proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """Connected = Asterisk knows the app (its WebSocket is up): asked, not slept for."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{subject.label} exited {proc.returncode}; see {subject.log_path}")
-        try:
-            await client.request("GET", f"/applications/{subject.app}")
-            return
-        except AriNotFound:
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{subject.label} not connected in {timeout:.0f}s; see {subject.log_path}")
+    try:
+        await wait_for_application(client, subject.app, timeout=timeout,
+                                   alive=lambda: proc.poll() is None)
+    except (RuntimeError, TimeoutError) as exc:
+        raise RuntimeError(f"{subject.label}: {exc}; see {subject.log_path}") from None
 
 
 def problem_lines(log_path: Path) -> list[str]:
-    """Log lines an admin would be alerted by: level=error/critical and tracebacks."""
-    text = log_path.read_text(errors="replace") if log_path.exists() else ""
-    pattern = re.compile(r"level=(error|critical)\b|Traceback", re.IGNORECASE)
-    return [line for line in text.splitlines() if pattern.search(line)]
+    return logs.problem_lines(log_path.read_text(errors="replace") if log_path.exists() else "")
 
 
 async def measure(subject: Subject, observer: Observer, args: argparse.Namespace,

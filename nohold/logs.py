@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 
@@ -63,3 +64,11 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     root.setLevel(level.upper())
     # aiohttp's access chatter is not ours to log at info.
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
+
+
+_PROBLEM = re.compile(r"level=(error|critical)\b|Traceback", re.IGNORECASE)
+
+
+def problem_lines(text: str) -> list[str]:
+    """Log lines that should alert an admin: errors, criticals and tracebacks."""
+    return [line for line in text.splitlines() if _PROBLEM.search(line)]

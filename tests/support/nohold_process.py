@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ari_apps.ari_client import AriClient, AriNotFound
+from ari_apps.ari_client import AriClient, wait_for_application
+from nohold.logs import problem_lines
 from nohold.sandbox.nohold_config import sandbox_overrides, to_toml
 
 
@@ -59,18 +58,13 @@ class NoholdProcess:
                                      stderr=subprocess.STDOUT, env=_env())
 
     async def wait_ready(self, box: Any, timeout: float = 30) -> None:
-        """Ready = Asterisk knows the app (its WebSocket is connected): asked, not slept for."""
-        deadline = time.monotonic() + timeout
         async with AriClient(box.ari_url, box.ari_user, box.ari_password, "probe") as ari:
-            while time.monotonic() < deadline:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise AssertionError(f"nohold exited {self.proc.returncode}:\n{self.log()}")
-                try:
-                    await ari.request("GET", f"/applications/{self.app}")
-                    return
-                except AriNotFound:
-                    await asyncio.sleep(0.1)
-        raise AssertionError(f"nohold not ready in {timeout}s:\n{self.log()}")
+            try:
+                await wait_for_application(ari, self.app, timeout=timeout,
+                                           alive=lambda: self.proc is None
+                                           or self.proc.poll() is None)
+            except (RuntimeError, TimeoutError) as exc:
+                raise AssertionError(f"{exc}:\n{self.log()}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
         if self.proc is None:
@@ -91,5 +85,4 @@ class NoholdProcess:
 
     def problems(self) -> list[str]:
         """Log lines that would worry an admin: errors and tracebacks."""
-        return [line for line in self.log().splitlines()
-                if "level=error" in line or "Traceback" in line or "level=critical" in line]
+        return problem_lines(self.log())
