@@ -35,7 +35,7 @@ install_python() {
     local stamp=.venv/.nohold-installed
     if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
         echo "installing Python packages into .venv (log: .venv/pip.log)" >&2
-        if ! { .venv/bin/pip install --upgrade pip && .venv/bin/pip install -e '.[test]'; } \
+        if ! { .venv/bin/pip install --upgrade pip "setuptools>=77" && .venv/bin/pip install -e '.[test]'; } \
                 >.venv/pip.log 2>&1; then
             tail -n 30 .venv/pip.log >&2
             echo "pip install failed; full log in .venv/pip.log" >&2

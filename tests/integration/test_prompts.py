@@ -1,0 +1,39 @@
+"""Prompt rendering with the real espeak-ng and sox."""
+
+from __future__ import annotations
+
+import subprocess
+import wave
+
+import pytest
+
+from nohold.config import parse_settings
+from nohold.prompts import PromptError, build_prompts
+
+
+def test_a_recording_replaces_the_spoken_text_and_is_converted_to_8khz(tmp_path):
+    recording = tmp_path / "studio-notice.wav"
+    # 2 s of a 440 Hz tone at 44.1 kHz stereo: nothing like what Asterisk wants.
+    subprocess.run(["sox", "-n", "-r", "44100", "-c", "2", str(recording),
+                    "synth", "2", "sine", "440"], check=True)
+    settings = parse_settings({"prompts": {"dir": str(tmp_path / "out"),
+                                           "files": {"notice": str(recording)}}})
+    built = {p.name: p for p in build_prompts(settings.prompts)}
+    assert built["notice"].source == str(recording)
+    assert built["notice"].seconds == pytest.approx(2.0, abs=0.01)
+    assert built["main_menu"].source == "tts:en"
+    with wave.open(str(built["notice"].path)) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (8000, 1, 2)
+
+
+def test_missing_recording_is_named(tmp_path):
+    settings = parse_settings({"prompts": {"dir": str(tmp_path),
+                                           "files": {"notice": "/nowhere/notice.wav"}}})
+    with pytest.raises(PromptError, match=r"\[prompts.files\].notice = '/nowhere/notice.wav'"):
+        build_prompts(settings.prompts)
+
+
+def test_unknown_voice_is_a_clear_error(tmp_path):
+    settings = parse_settings({"prompts": {"dir": str(tmp_path), "language": "xx"}})
+    with pytest.raises(PromptError, match="espeak-ng failed for voice 'xx'"):
+        build_prompts(settings.prompts)
