@@ -7,8 +7,10 @@ import signal
 
 import pytest
 
+from ari_apps.ari_client import CONNECTED_EVENT
 from nohold.sandbox.caller import ScriptedCaller
 from nohold.sandbox.sipp import arun_sipp_call
+from tests.support.events import Events, client_for
 
 pytestmark = pytest.mark.e2e
 
@@ -104,14 +106,28 @@ async def test_local_caller_reaches_billing_branch_with_proof_row(asterisk, star
 async def test_sipp_call_with_sip_info_digits_reaches_tech_queue(asterisk, start_nohold,
                                                                 ledger_for, prompts):
     app = await start_nohold()
-    # The digit is sent after the notice and while the menu plays.
-    wait = prompts["notice"] + 1.0
-    result = await arun_sipp_call(asterisk, "100", digits="1", settle_seconds=wait,
-                                  hold_seconds=4)
-    assert result.returncode == 0, result.stderr
-    log = app.log()
-    assert "route=queue:tech to=nohold-queues,tech,1" in log, log
-    assert log.count("notice_start") == 1
+    events = Events(client_for(asterisk, "sipp-observer"))
+    try:
+        await events.find(lambda e: e["type"] == CONNECTED_EVENT)
+        # The digit goes after the notice, while the menu plays.
+        result = await arun_sipp_call(asterisk, "100", digits="1",
+                                      settle_seconds=prompts["notice"] + 1.0, hold_seconds=4)
+        assert result.returncode == 0, result.stderr
+        reached = await events.find(
+            lambda e: e["type"] == "ChannelUserevent" and e["eventname"] == "NoholdReached"
+            and e["channel"]["name"].startswith("PJSIP/sipp-"))
+        menu = await events.find(
+            lambda e: e["type"] == "PlaybackStarted"
+            and e["playback"]["media_uri"].endswith("/main_menu"))
+    finally:
+        await events.close()
+    assert reached["userevent"]["target"] == "queue:tech"
+    assert reached["userevent"]["notice"] == "1"
+    assert menu["playback"]["target_uri"] == f"channel:{reached['channel']['id']}"
+    notices = [e for e in events.seen if e["type"] == "PlaybackStarted"
+               and e["playback"]["media_uri"].endswith("/notice")]
+    assert len(notices) == 1
+    assert "route=queue:tech to=nohold-queues,tech,1" in app.log()
     assert app.problems() == []
 
 

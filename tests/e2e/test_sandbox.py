@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ari_apps.ari_client import CONNECTED_EVENT, AriClient
 from nohold.sandbox import Sandbox, start_sandbox
-from nohold.sandbox.caller import ScriptedCaller, drop_device_state_subscription
+from nohold.sandbox.caller import ScriptedCaller
 from nohold.sandbox.sipp import arun_sipp_call, render_scenario
+from tests.support.events import Events, client_for
 
 pytestmark = pytest.mark.e2e
 
@@ -68,53 +67,6 @@ def private_sandbox() -> Iterator[Sandbox]:
         sb.stop()
 
 
-def _client(sb: Sandbox, app: str) -> AriClient:
-    return AriClient(sb.ari_url, sb.ari_user, sb.ari_password, app, subscribe_all=True)
-
-
-class Events:
-    """Every event an ARI app received; find() searches all of them, old ones included,
-    so the order in which a test waits does not matter."""
-
-    def __init__(self, client: AriClient) -> None:
-        self.client = client
-        self.seen: list[dict[str, Any]] = []
-        self._new = asyncio.Event()
-        self._task = asyncio.create_task(self._pump())
-
-    async def _pump(self) -> None:
-        async for event in self.client.events():
-            if event["type"] == CONNECTED_EVENT and self.client.subscribe_all:
-                await drop_device_state_subscription(self.client)  # see its docstring
-            self.seen.append(event)
-            self._new.set()
-
-    async def find(
-        self,
-        pred: Any,
-        timeout: float = 15,  # noqa: ASYNC109
-        *,
-        after: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        start = self.seen.index(after) + 1 if after is not None else 0
-
-        async def scan() -> dict[str, Any]:
-            i = start
-            while True:
-                while i < len(self.seen):
-                    if pred(self.seen[i]):
-                        return self.seen[i]
-                    i += 1
-                self._new.clear()
-                await self._new.wait()
-
-        return await asyncio.wait_for(scan(), timeout)
-
-    async def close(self) -> None:
-        self._task.cancel()
-        await self.client.close()
-
-
 def test_core_show_version_is_22(sandbox: Sandbox) -> None:
     assert "Asterisk 22." in sandbox.cli("core show version")
 
@@ -147,7 +99,7 @@ async def test_ari_asterisk_info_with_sandbox_credentials(sandbox: Sandbox) -> N
 async def test_userevent_reaches_subscribe_all_websocket(sandbox: Sandbox) -> None:
     """UserEvent in dialplan -> ChannelUserevent on a subscribeAll socket; DTMF sent to
     the Stasis half of a Local pair reaches Read() on the dialplan half."""
-    client = _client(sandbox, f"test-{uuid.uuid4().hex[:8]}")
+    client = client_for(sandbox, f"test-{uuid.uuid4().hex[:8]}")
     events = Events(client)
     try:
         await events.find(lambda e: e["type"] == CONNECTED_EVENT)
@@ -182,7 +134,7 @@ async def test_userevent_reaches_subscribe_all_websocket(sandbox: Sandbox) -> No
 async def test_sipp_info_digits_reach_read(sandbox: Sandbox) -> None:
     """A real SIP call: PJSIP matches the sipp endpoint by IP, INFO digits reach Read();
     Asterisk hangs up first here and the scenario still counts the call as good."""
-    client = _client(sandbox, f"test-{uuid.uuid4().hex[:8]}")
+    client = client_for(sandbox, f"test-{uuid.uuid4().hex[:8]}")
     events = Events(client)
     try:
         await events.find(lambda e: e["type"] == CONNECTED_EVENT)
@@ -198,7 +150,7 @@ async def test_sipp_info_digits_reach_read(sandbox: Sandbox) -> None:
 
 
 async def test_sipp_hangs_up_itself_after_hold(sandbox: Sandbox) -> None:
-    client = _client(sandbox, f"test-{uuid.uuid4().hex[:8]}")
+    client = client_for(sandbox, f"test-{uuid.uuid4().hex[:8]}")
     events = Events(client)
     try:
         await events.find(lambda e: e["type"] == CONNECTED_EVENT)
