@@ -37,7 +37,6 @@ class Channel:
         self.args: list[str] = list(event.get("args") or [])
         self.keys: asyncio.Queue[str] = asyncio.Queue()
         self.gone = asyncio.Event()
-        self.left_stasis = False
         # playback id -> its final state ("done", or "failed" e.g. on hang-up)
         self._playbacks: dict[str, asyncio.Future[str]] = {}
 
@@ -53,8 +52,6 @@ class Channel:
                 state = "failed" if kind == "PlaybackFailed" else playback.get("state", "done")
                 fut.set_result(state)
         elif kind in _GONE_EVENTS:
-            if kind == "StasisEnd":
-                self.left_stasis = True
             self.gone.set()
 
     # -- steps ----------------------------------------------------------------------
