@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from callbackdb.migrate import upgrade_async
@@ -14,13 +14,29 @@ from nohold.config import load_settings
 from nohold.logs import setup_logging
 from nohold.prompts import build_prompts
 from nohold.sandbox import SandboxError, start_sandbox
-from nohold.sandbox.caller import ScriptedCaller
+from nohold.sandbox.caller import ScriptedCaller, TimelineEntry
 from nohold.sandbox.nohold_config import write_sandbox_config
 from nohold.service import StartupError, serve
 
 
 class DemoError(Exception):
     pass
+
+
+def caller_story(timeline: list[TimelineEntry], texts: Mapping[str, str]) -> list[str]:
+    """The timeline as a caller lives it: prompts with their words, keys, where they landed."""
+    lines = []
+    for e in timeline:
+        if e.type == "PlaybackStarted":
+            name = e.media_uri.rsplit("/", 1)[-1]
+            words = texts.get(name, "")
+            lines.append(f"+{e.t:5.2f}s  hears {name}: \"{words}\"" if words else
+                         f"+{e.t:5.2f}s  hears {e.media_uri}")
+        elif e.type == "Pressed":
+            lines.append(f"+{e.t:5.2f}s  {e.detail}")
+        elif e.type == "ChannelUserevent" and e.event.get("eventname") == "NoholdReached":
+            lines.append(f"+{e.t:5.2f}s  reaches {e.userevent.get('target')}")
+    return lines
 
 
 async def run_demo(echo: Callable[[str], None] = print) -> int:
@@ -52,8 +68,8 @@ async def run_demo(echo: Callable[[str], None] = print) -> int:
             await caller.press("1")
             await caller.wait_reached("queue:billing", timeout=30)
             echo("")
-            echo("What the caller heard:")
-            for line in caller.format_timeline().splitlines():
+            echo("What the caller heard and did:")
+            for line in caller_story(caller.timeline, settings.prompts.texts):
                 echo("  " + line)
             notices = [m for m in caller.playbacks() if m.endswith("/notice")]
             echo("")

@@ -112,3 +112,14 @@ def test_sandbox_cli_up_status_down(tmp_path):
         down = sandbox("down")
     assert down.returncode == 0 and "stopped" in down.stdout
     assert sandbox("status").returncode == 1
+
+
+def test_the_readme_demo_places_a_call_and_tells_what_the_caller_heard(tmp_path):
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "nohold.cli", "demo"], capture_output=True,
+                            text=True, env=env, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert 'hears notice: "Example Net records this call.' in out
+    assert "pressed 2" in out and "reaches queue:billing" in out
+    assert "recording notice played 1 time(s)" in out

@@ -71,3 +71,34 @@ async def test_second_claim_is_logged_as_skipped(ledger, caplog):
     assert await led.claim_or_assume_first("call-9", "ch-1", "100", "v1") is True
     assert await led.claim_or_assume_first("call-9", "ch-2", "100", "v1") is False
     assert "notice_skipped channel=ch-2" in caplog.text
+
+
+async def test_a_briefly_locked_database_waits_instead_of_failing(tmp_path):
+    """Another process (an admin's sqlite3 shell, `nohold db upgrade`) holds the write lock."""
+    import sqlite3
+    import threading
+    import time
+
+    url = f"sqlite:///{tmp_path}/n.db"
+    await upgrade_async(url)
+    locked = threading.Event()
+
+    def hold_lock() -> None:
+        con = sqlite3.connect(tmp_path / "n.db")
+        con.execute("BEGIN IMMEDIATE")
+        locked.set()
+        time.sleep(1.0)
+        con.rollback()
+        con.close()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    await asyncio.to_thread(locked.wait)
+    engine = make_engine(url)
+    try:
+        started = time.monotonic()
+        assert await NoticeLedger(engine).claim("call-1", "ch-1", "100", "v1") is True
+        assert time.monotonic() - started >= 0.5  # it really waited for the lock
+    finally:
+        holder.join()
+        await engine.dispose()
