@@ -8,15 +8,21 @@ tests/e2e/conftest.py.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import FrameType
 
 import pytest
 
+from ari_apps.ari_client import CONNECTED_EVENT
 from nohold.sandbox import Sandbox, start_sandbox
+from nohold.sandbox.caller import ScriptedCaller
+from nohold.sandbox.sipp import SippResult, arun_sipp_call
+from tests.support.events import Events, client_for
 
 
 def _exit_on_sigterm() -> None:
@@ -43,3 +49,27 @@ def asterisk() -> Iterator[Sandbox]:
         yield sandbox
     finally:
         sandbox.stop()
+
+
+@pytest.fixture
+def sip_call(asterisk: Sandbox) -> Callable[..., Awaitable[SippResult]]:
+    """`await sip_call("100", digits="1", settle_seconds=5)`: one real SIP call (SIPp)."""
+    return functools.partial(arun_sipp_call, asterisk)
+
+
+@pytest.fixture
+def scripted_caller(asterisk: Sandbox) -> Callable[..., ScriptedCaller]:
+    """`async with scripted_caller(context=..., exten=...) as caller:` a Local-channel
+    caller that presses DTMF and records which prompts it heard, and when."""
+    return functools.partial(ScriptedCaller, asterisk)
+
+
+@pytest.fixture
+async def ari_events(asterisk: Sandbox) -> AsyncIterator[Events]:
+    """Every ARI event of the sandbox (subscribeAll), recorded from before the test acts."""
+    events = Events(client_for(asterisk, f"events-{uuid.uuid4().hex[:8]}"))
+    await events.find(lambda e: e["type"] == CONNECTED_EVENT)
+    try:
+        yield events
+    finally:
+        await events.close()

@@ -7,10 +7,7 @@ import signal
 
 import pytest
 
-from ari_apps.ari_client import CONNECTED_EVENT
 from nohold.sandbox.caller import ScriptedCaller
-from nohold.sandbox.sipp import arun_sipp_call
-from tests.support.events import Events, client_for
 
 pytestmark = pytest.mark.e2e
 
@@ -86,10 +83,10 @@ async def test_notice_not_replayed_after_transfer_to_a_new_channel(asterisk, sta
     assert app.problems() == []
 
 
-async def test_local_caller_reaches_billing_branch_with_proof_row(asterisk, start_nohold,
+async def test_local_caller_reaches_billing_branch_with_proof_row(scripted_caller, start_nohold,
                                                                  ledger_for):
     app = await start_nohold()
-    async with ScriptedCaller(asterisk, context="nohold-inbound", exten="s") as caller:
+    async with scripted_caller(context="nohold-inbound", exten="s") as caller:
         await caller.wait_for_playback("/main_menu", timeout=20)
         await caller.press("2")
         await caller.wait_for_playback("/billing_menu", timeout=10)
@@ -103,30 +100,22 @@ async def test_local_caller_reaches_billing_branch_with_proof_row(asterisk, star
     assert app.problems() == []
 
 
-async def test_sipp_call_with_sip_info_digits_reaches_tech_queue(asterisk, start_nohold,
-                                                                ledger_for, prompts):
+async def test_sipp_call_with_sip_info_digits_reaches_tech_queue(start_nohold, sip_call,
+                                                                ari_events, prompts):
     app = await start_nohold()
-    events = Events(client_for(asterisk, "sipp-observer"))
-    try:
-        await events.find(lambda e: e["type"] == CONNECTED_EVENT)
-        # The digit goes after the notice, while the menu plays.
-        result = await arun_sipp_call(asterisk, "100", digits="1",
-                                      settle_seconds=prompts["notice"] + 1.0, hold_seconds=4)
-        assert result.returncode == 0, result.stderr
-        reached = await events.find(
-            lambda e: e["type"] == "ChannelUserevent" and e["eventname"] == "NoholdReached"
-            and e["channel"]["name"].startswith("PJSIP/sipp-"))
-        menu = await events.find(
-            lambda e: e["type"] == "PlaybackStarted"
-            and e["playback"]["media_uri"].endswith("/main_menu"))
-    finally:
-        await events.close()
+    # The digit goes after the notice, while the menu plays.
+    result = await sip_call("100", digits="1", settle_seconds=prompts["notice"] + 1.0,
+                            hold_seconds=4)
+    assert result.returncode == 0, result.stderr
+    reached = await ari_events.find(
+        lambda e: e["type"] == "ChannelUserevent" and e["eventname"] == "NoholdReached"
+        and e["channel"]["name"].startswith("PJSIP/sipp-"))
+    sip_channel = f"channel:{reached['channel']['id']}"
+    heard = [e["playback"]["media_uri"].rsplit("/", 1)[-1] for e in ari_events.seen
+             if e["type"] == "PlaybackStarted" and e["playback"]["target_uri"] == sip_channel]
+    assert heard == ["notice", "main_menu", "transferring"]
     assert reached["userevent"]["target"] == "queue:tech"
     assert reached["userevent"]["notice"] == "1"
-    assert menu["playback"]["target_uri"] == f"channel:{reached['channel']['id']}"
-    notices = [e for e in events.seen if e["type"] == "PlaybackStarted"
-               and e["playback"]["media_uri"].endswith("/notice")]
-    assert len(notices) == 1
     assert "route=queue:tech to=nohold-queues,tech,1" in app.log()
     assert app.problems() == []
 
