@@ -21,6 +21,14 @@ def _headers(script: str, **extra: str) -> bytes:
     return "".join(f"{k}: {v}\n" for k, v in env.items()).encode() + b"\n"
 
 
+async def _open_request(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect and send the AGI environment for script `probe`, as Asterisk does."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(_headers("probe"))
+    await writer.drain()
+    return reader, writer
+
+
 class FakeAsterisk:
     """Sends the AGI environment, then answers each command from a script of replies."""
 
@@ -116,8 +124,7 @@ async def test_hangup_during_a_command_raises_agi_hangup(replies):
     server, port = await _server(route)
     try:
         # Deliver all replies for the single command at once, as Asterisk does.
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(_headers("probe"))
+        reader, writer = await _open_request(port)
         await reader.readline()
         writer.write(b"".join(replies))
         await writer.drain()
@@ -140,8 +147,7 @@ async def test_socket_closed_mid_command_is_a_hangup_not_a_crash(caplog):
 
     server, port = await _server(route)
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(_headers("probe"))
+        reader, writer = await _open_request(port)
         await reader.readline()
         writer.close()
         for _ in range(50):
