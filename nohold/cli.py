@@ -86,13 +86,14 @@ def prompts_build(ctx: click.Context) -> None:
         built = build_prompts(settings.prompts)
     except PromptError as exc:
         raise click.ClickException(str(exc)) from None
+    notice_too_long = False
     for p in built:
         mark = ""
         if p.name == settings.notice.prompt and p.seconds > settings.notice.max_seconds:
+            notice_too_long = True
             mark = f"  TOO LONG: notice.max_seconds = {settings.notice.max_seconds:g}"
         click.echo(f"{p.name:<20} {p.seconds:6.2f} s  {p.source:<10} {p.path}{mark}")
-    if any(p.name == settings.notice.prompt and p.seconds > settings.notice.max_seconds
-           for p in built):
+    if notice_too_long:
         raise click.ClickException("the recording notice is longer than allowed; shorten it")
 
 

@@ -16,7 +16,7 @@ from callbackdb.engine import make_engine
 from callbackdb.migrate import current_revision, head_revision
 from callbackdb.notice_ledger import NoticeLedger
 from nohold.config import Settings
-from nohold.prompts import check_prompts
+from nohold.prompts import PromptError, check_prompts
 
 log = logging.getLogger("nohold.service")
 
@@ -34,8 +34,6 @@ class Report:
 
 async def preflight(settings: Settings) -> Report:
     """Everything `nohold check` and `nohold run` verify before taking calls."""
-    from nohold.prompts import PromptError
-
     try:
         durations = check_prompts(settings)
     except PromptError as exc:

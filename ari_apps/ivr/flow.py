@@ -177,10 +177,13 @@ class IvrFlow:
         return None
 
     # -- leaving the IVR ---------------------------------------------------------------
+    def location(self, route: Route) -> tuple[str, str, int]:
+        """The dialplan (context, exten, priority) a leaving route continues to."""
+        routes = self.settings.routes
+        return route.location(routes.queue_context, routes.person_context)
+
     async def send_on(self, ch: Channel, route: Route, identity: dict[str, str]) -> None:
-        context, exten, priority = route.location(
-            self.settings.routes.queue_context, self.settings.routes.person_context
-        )
+        context, exten, priority = self.location(route)
         # Inherited (__) so that every later leg of the call knows the notice was given.
         await ch.set_vars({"__NOHOLD_NOTICE_PLAYED": "1", "NOHOLD_ROUTE": str(route), **identity})
         await ch.play(self.media(self.ivr.transfer_prompt), interruptible=False)
@@ -190,9 +193,7 @@ class IvrFlow:
 
     async def rescue(self, ch: Channel) -> None:
         """Whatever went wrong, the caller reaches a person rather than silence."""
-        context, exten, priority = self.ivr.fallback.location(
-            self.settings.routes.queue_context, self.settings.routes.person_context
-        )
+        context, exten, priority = self.location(self.ivr.fallback)
         try:
             await ch.stop_playbacks()
             await ch.continue_to(context, exten, priority)

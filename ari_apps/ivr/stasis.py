@@ -99,9 +99,7 @@ class IvrApp:
             await self._continue_to_fallback(channel_id)
 
     async def _continue_to_fallback(self, channel_id: str) -> None:
-        context, exten, priority = self.flow.ivr.fallback.location(
-            self.flow.settings.routes.queue_context, self.flow.settings.routes.person_context
-        )
+        context, exten, priority = self.flow.location(self.flow.ivr.fallback)
         try:
             await self.ari.request(
                 "POST", f"/channels/{channel_id}/continue",
