@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(debootstrap sip-tester espeak-ng sox postgresql)
+DEBIAN_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-all postgresql)
 PYTHON=${PYTHON:-python3}
 
 as_root() {
