@@ -15,6 +15,7 @@ import logging
 from agi_scripts.fastagi import AgiHangup, AgiRequest
 from callbackdb.notice_ledger import NoticeLedger
 from nohold.config import Settings
+from nohold.feature import Contribution, Feature, ServiceContext
 
 log = logging.getLogger("nohold.agi.notice")
 
@@ -53,3 +54,11 @@ class NoticeOnce:
         await agi.set_variable("__NOHOLD_NOTICE_PLAYED", "1")
         await agi.set_variable("NOHOLD_NOTICE", "played")
         await agi.set_variable("NOHOLD_AGI_STATUS", "OK")
+
+
+def start(ctx: ServiceContext) -> Contribution:
+    return Contribution(agi_routes={"notice_once": NoticeOnce(ctx.settings, ctx.notice_ledger)})
+
+
+FEATURE = Feature(name="notice_once", start=start,
+                  enabled=lambda settings: settings.agi.enabled)

@@ -62,14 +62,21 @@ class AriClient:
         password: str,
         app: str,
         *,
-        subscribe_all: bool = False,
+        subscribe: tuple[str, ...] = (),
         session: aiohttp.ClientSession | None = None,
         request_timeout: float = 10.0,
         backoff_max: float = 10.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.app = app
-        self.subscribe_all = subscribe_all
+        # Event sources subscribed on every (re)connect, e.g. ("channel:", "bridge:")
+        # for every channel and bridge. Never subscribeAll: it also subscribes to
+        # all device states, and a socket that closes while a device state is being
+        # delivered deadlocks Asterisk 22's whole ARI (asterisk/asterisk#2170:
+        # unsubscribe_device_state() joins the subscription under the session lock
+        # the delivery waits for). Asterisk unsubscribes these "all" sources by
+        # itself when the socket closes, and no device-state path is ever taken.
+        self.subscribe = subscribe
         # Credentials go in a header, never in the URL, so they stay out of logs.
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {token}"}
@@ -149,13 +156,19 @@ class AriClient:
 
     async def _one_connection(self) -> AsyncIterator[dict[str, Any]]:
         ws_url = self.base_url.replace("http", "ws", 1) + "/ari/events"
-        params = {"app": self.app}
-        if self.subscribe_all:
-            params["subscribeAll"] = "true"
         async with self.session.ws_connect(
-            ws_url, params=params, headers=self._headers, heartbeat=20
+            ws_url, params={"app": self.app}, headers=self._headers, heartbeat=20
         ) as ws:
             self._ws = ws
+            if self.subscribe:
+                # Before CONNECTED: whoever waits for it may act at once and must
+                # see the events. A failure ends this connection (retried), never
+                # a silently deaf app.
+                try:
+                    await self.request("POST", f"/applications/{self.app}/subscription",
+                                       params={"eventSource": ",".join(self.subscribe)})
+                except AriError as exc:
+                    raise aiohttp.ClientError(f"subscribing {self.subscribe}: {exc}") from exc
             log.info("ari_events_connected app=%s url=%s", self.app, ws_url)
             yield {"type": CONNECTED_EVENT, "application": self.app}
             async for msg in ws:

@@ -16,8 +16,8 @@ Latency uses Asterisk's own event timestamps (ms resolution), seen by one
 observer app subscribed to everything, the same way for both apps:
 
     start = `timestamp` of ChannelDialplan on ";2" with dialplan_app == "Stasis"
-            (a subscribeAll app never gets StasisStart of another app; Asterisk
-            stamps this event and StasisStart in the same millisecond)
+            (an app subscribed to all channels never gets StasisStart of another
+            app; Asterisk stamps this event and StasisStart in the same millisecond)
     end   = `timestamp` of PlaybackStarted with target_uri "channel:<;2 id>" and a
             media_uri ending in "/notice"
 
@@ -59,10 +59,10 @@ from ari_apps.ari_client import (
     wait_for_application,
 )
 from nohold import logs
-from nohold.config import load_settings
 from nohold.prompts import build_prompts
+from nohold.registry import load_settings
 from nohold.sandbox import Sandbox, start_sandbox
-from nohold.sandbox.caller import drop_device_state_subscription
+from nohold.sandbox.caller import ALL_CHANNELS_AND_BRIDGES
 from nohold.sandbox.nohold_config import write_sandbox_config
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -126,11 +126,12 @@ def asterisk_time(event: dict[str, Any]) -> datetime:
 
 
 class Observer:
-    """One subscribeAll ARI app: the ";1" halves sit in it, and it timestamps the ";2" halves."""
+    """One ARI app subscribed to every channel: the ";1" halves sit in it, and it
+    timestamps the ";2" halves."""
 
     def __init__(self, box: Sandbox) -> None:
         self.client = AriClient(box.ari_url, box.ari_user, box.ari_password, OBSERVER_APP,
-                                subscribe_all=True)
+                                subscribe=ALL_CHANNELS_AND_BRIDGES)
         self.watches: dict[str, CallWatch] = {}
         self._connected = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
@@ -155,8 +156,6 @@ class Observer:
     async def _run(self) -> None:
         async for event in self.client.events():
             if event.get("type") == CONNECTED_EVENT:
-                # Without this, Asterisk 22.10 can deadlock ARI: see its docstring.
-                await drop_device_state_subscription(self.client)
                 self._connected.set()
                 continue
             self._note(event)

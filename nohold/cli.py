@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from nohold.config import ConfigError, Settings, load_settings
+from nohold import registry
+from nohold.config import ConfigError, Settings
 
 STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "nohold"
 
@@ -17,7 +18,7 @@ STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "stat
 def _settings(ctx: click.Context) -> Settings:
     path: Path | None = ctx.obj["config"]
     try:
-        return load_settings(path)
+        return registry.load_settings(path)
     except ConfigError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
 
@@ -52,6 +53,8 @@ def check(ctx: click.Context) -> None:
                f"<= {settings.notice.max_seconds:g} s)")
     click.echo(f"database: ok (schema {report.db_revision})")
     click.echo(f"ari: ok (Asterisk {report.asterisk_version} at {settings.ari.url})")
+    for line in report.feature_lines:
+        click.echo(line)
 
 
 @main.command()
@@ -190,6 +193,11 @@ def demo() -> None:
         sys.exit(asyncio.run(run_demo(echo=click.echo)))
     except DemoError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+for _feature in registry.FEATURES:
+    for _command in _feature.commands:
+        main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,12 @@
 """Typed settings: defaults < TOML file < conf.d/*.toml < environment, validated once.
 
+This module is the loader, the merge, the validation toolkit (`Table` and the
+`bounded`/`integer`/`choice`/`route` readers) and the core sections that the
+shared runtime needs (ari, database, logging, prompts, notice, routes, agi).
+Each feature owns its section in its own folder and hands the loader a
+`Section`; the service passes every enabled feature's sections in, so adding a
+feature touches no other feature's file.
+
 Every error names the key, the bad value and what is allowed. Unknown keys are
 errors: a typo in a menu option must not silently become "press 1 for nothing".
 """
@@ -9,12 +16,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nohold.decisions.routes import Route, RouteError, parse_route
+
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -32,8 +41,7 @@ DEFAULT_PROMPT_TEXTS: dict[str, str] = {
     "second_factor": "Please enter the postcode of your address, then the hash key.",
 }
 
-DTMF_KEYS = set("0123456789*#")
-_PROMPT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+PROMPT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
 
 @dataclass(frozen=True)
@@ -80,39 +88,6 @@ class NoticeSettings:
 
 
 @dataclass(frozen=True)
-class MenuOption:
-    route: Route
-    identify: bool = False
-
-
-@dataclass(frozen=True)
-class Menu:
-    name: str
-    prompt: str
-    options: Mapping[str, MenuOption]
-
-
-@dataclass(frozen=True)
-class IdentificationSettings:
-    customer_number_prompt: str = "customer_number"
-    customer_number_digits: tuple[int, int] = (4, 12)
-    second_factor_prompt: str = "second_factor"
-    second_factor_digits: tuple[int, int] = (2, 8)
-
-
-@dataclass(frozen=True)
-class IvrSettings:
-    start_menu: str = "main"
-    max_repeats: int = 2
-    input_timeout: float = 5.0
-    invalid_prompt: str = "invalid"
-    transfer_prompt: str = "transferring"
-    fallback: Route = field(default_factory=lambda: parse_route("person:operator"))
-    menus: Mapping[str, Menu] = field(default_factory=dict)
-    identification: IdentificationSettings = field(default_factory=IdentificationSettings)
-
-
-@dataclass(frozen=True)
 class AgiSettings:
     """The FastAGI server inside `nohold run` (agi_scripts/)."""
 
@@ -134,22 +109,33 @@ class Settings:
     logging: LoggingSettings
     prompts: PromptSettings
     notice: NoticeSettings
-    ivr: IvrSettings
     routes: RouteSettings
     agi: AgiSettings = field(default_factory=AgiSettings)
+    # Each feature's own settings object, by section name.
+    sections: Mapping[str, object] = field(default_factory=dict)
     source: str = "built-in defaults"
 
+    def section(self, kind: type[T]) -> T:
+        """The one feature section of type `kind` (each feature has its own type)."""
+        for value in self.sections.values():
+            if isinstance(value, kind):
+                return value
+        raise KeyError(f"no config section of type {kind.__name__} was loaded")
 
-DEFAULT_MENUS: dict[str, Any] = {
-    "main": {
-        "prompt": "main_menu",
-        "options": {"1": "queue:tech", "2": "menu:billing", "3": "person:operator"},
-    },
-    "billing": {
-        "prompt": "billing_menu",
-        "options": {"1": "queue:billing", "0": "menu:main"},
-    },
-}
+
+SectionParser = Callable[["Table", Mapping[str, str]], object]
+SectionCheck = Callable[[Any, Settings], None]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A feature's TOML table: `parse` reads it (unknown keys are errors: call
+    table.done()), `check` validates it against the core settings afterwards."""
+
+    name: str
+    parse: SectionParser
+    check: SectionCheck | None = None
+
 
 ENV_OVERRIDES = {
     "NOHOLD_ARI_URL": ("ari", "url"),
@@ -162,6 +148,7 @@ ENV_OVERRIDES = {
 def load_settings(
     path: Path | None = None,
     env: Mapping[str, str] | None = None,
+    sections: tuple[Section, ...] = (),
 ) -> Settings:
     """Read, merge and validate. `path=None` means the built-in defaults only."""
     env = os.environ if env is None else env
@@ -179,7 +166,7 @@ def load_settings(
                 raise ConfigError(f"[{section}] must be a table, got {raw[section]!r}")
             raw[section][key] = env[var]
             sources.append(f"${var}")
-    return parse_settings(raw, source=" < ".join(sources))
+    return parse_settings(raw, source=" < ".join(sources), sections=sections, env=env)
 
 
 def _read_toml(file: Path) -> dict[str, Any]:
@@ -200,7 +187,7 @@ def _deep_merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-class _Table:
+class Table:
     """One TOML table being read: tracks which keys were used so leftovers are errors."""
 
     def __init__(self, data: Any, where: str) -> None:
@@ -226,9 +213,19 @@ class _Table:
             raise ConfigError(f"{self.key(name)} = {value!r}: expected a {want}")
         return value
 
-    def table(self, name: str) -> _Table:
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        """A whole number in [low, high]: 2.7 or "2" is an error, never truncated."""
         self.used.add(name)
-        return _Table(self.data.get(name, {}), self.key(name))
+        value = self.data.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.key(name)} = {value!r}: expected an integer")
+        if not low <= value <= high:
+            raise ConfigError(f"{self.key(name)} = {value!r}: must be between {low} and {high}")
+        return value
+
+    def table(self, name: str) -> Table:
+        self.used.add(name)
+        return Table(self.data.get(name, {}), self.key(name))
 
     def done(self) -> None:
         unknown = sorted(set(self.data) - self.used)
@@ -240,21 +237,21 @@ class _Table:
             )
 
 
-def _bounded(t: _Table, name: str, default: float, low: float, high: float) -> float:
+def bounded(t: Table, name: str, default: float, low: float, high: float) -> float:
     value = t.get(name, float, default)
     if not low <= value <= high:
         raise ConfigError(f"{t.key(name)} = {value!r}: must be between {low} and {high}")
     return float(value)
 
 
-def _choice(t: _Table, name: str, default: str, allowed: tuple[str, ...]) -> str:
+def choice(t: Table, name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = t.get(name, str, default)
     if value not in allowed:
         raise ConfigError(f"{t.key(name)} = {value!r}: allowed values are {', '.join(allowed)}")
     return str(value)
 
 
-def _digits_range(t: _Table, name: str, default: tuple[int, int]) -> tuple[int, int]:
+def digits_range(t: Table, name: str, default: tuple[int, int]) -> tuple[int, int]:
     value = t.get(name, list, list(default))
     if (
         len(value) != 2
@@ -267,7 +264,7 @@ def _digits_range(t: _Table, name: str, default: tuple[int, int]) -> tuple[int, 
     return (value[0], value[1])
 
 
-def _parse_route(t: _Table, name: str, value: Any) -> Route:
+def route(t: Table, name: str, value: Any) -> Route:
     if not isinstance(value, str):
         raise ConfigError(f"{t.key(name)} = {value!r}: expected a route string")
     try:
@@ -276,8 +273,15 @@ def _parse_route(t: _Table, name: str, value: Any) -> Route:
         raise ConfigError(f"{t.key(name)} = {value!r}: {exc}") from None
 
 
-def parse_settings(raw: Mapping[str, Any], source: str = "built-in defaults") -> Settings:
-    top = _Table(dict(raw), "")
+def parse_settings(
+    raw: Mapping[str, Any],
+    source: str = "built-in defaults",
+    sections: tuple[Section, ...] = (),
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate `raw` (merged TOML). Top-level tables that are neither core nor one
+    of `sections` are errors."""
+    top = Table(dict(raw), "")
 
     t = top.table("ari")
     ari = AriSettings(
@@ -305,8 +309,8 @@ def parse_settings(raw: Mapping[str, Any], source: str = "built-in defaults") ->
 
     t = top.table("logging")
     logging_settings = LoggingSettings(
-        level=_choice(t, "level", "info", ("debug", "info", "warning", "error")),
-        format=_choice(t, "format", "logfmt", ("logfmt", "json")),
+        level=choice(t, "level", "info", ("debug", "info", "warning", "error")),
+        format=choice(t, "format", "logfmt", ("logfmt", "json")),
     )
     t.done()
 
@@ -316,7 +320,7 @@ def parse_settings(raw: Mapping[str, Any], source: str = "built-in defaults") ->
     notice = NoticeSettings(
         prompt=t.get("prompt", str, NoticeSettings.prompt),
         version=t.get("version", str, NoticeSettings.version),
-        max_seconds=_bounded(t, "max_seconds", NoticeSettings.max_seconds, 0.5, 60.0),
+        max_seconds=bounded(t, "max_seconds", NoticeSettings.max_seconds, 0.5, 60.0),
     )
     t.done()
 
@@ -331,24 +335,38 @@ def parse_settings(raw: Mapping[str, Any], source: str = "built-in defaults") ->
     agi = AgiSettings(
         enabled=t.get("enabled", bool, True),
         host=t.get("host", str, "127.0.0.1"),
-        port=int(_bounded(t, "port", 4573, 0, 65535)),
+        port=int(bounded(t, "port", 4573, 0, 65535)),
     )
     t.done()
 
-    ivr = _parse_ivr(top.table("ivr"))
+    parsed = {sec.name: sec.parse(top.table(sec.name), env or {}) for sec in sections}
     top.done()
 
-    settings = Settings(ari, database, logging_settings, prompts, notice, ivr, routes, agi,
-                        source)
-    _cross_check(settings)
+    settings = Settings(ari, database, logging_settings, prompts, notice, routes, agi,
+                        parsed, source)
+    check_prompt_known(settings, notice.prompt, "notice.prompt")
+    for sec in sections:
+        if sec.check is not None:
+            sec.check(parsed[sec.name], settings)
     return settings
 
 
-def _parse_prompts(t: _Table) -> PromptSettings:
+def check_prompt_known(settings: Settings, prompt: str, used_by: str) -> None:
+    """A prompt a feature plays must have words to speak or a recorded file."""
+    if not PROMPT_NAME.match(prompt):
+        raise ConfigError(f"{used_by} = {prompt!r}: lower-case letters, digits, '_' only")
+    if prompt not in settings.prompts.names():
+        raise ConfigError(
+            f"prompt {prompt!r} is used but has neither [prompts.texts].{prompt} "
+            f"nor [prompts.files].{prompt}"
+        )
+
+
+def _parse_prompts(t: Table) -> PromptSettings:
     texts = dict(DEFAULT_PROMPT_TEXTS)
     tt = t.table("texts")
     for name in list(tt.data):
-        if not _PROMPT_NAME.match(name):
+        if not PROMPT_NAME.match(name):
             raise ConfigError(f"{tt.key(name)}: prompt names are lower-case letters, digits, '_'")
         texts[name] = tt.get(name, str, "")
         if not texts[name].strip():
@@ -357,7 +375,7 @@ def _parse_prompts(t: _Table) -> PromptSettings:
     files: dict[str, Path] = {}
     tf = t.table("files")
     for name in list(tf.data):
-        if not _PROMPT_NAME.match(name):
+        if not PROMPT_NAME.match(name):
             raise ConfigError(f"{tf.key(name)}: prompt names are lower-case letters, digits, '_'")
         path = Path(tf.get(name, str, ""))
         if path.suffix not in (".wav", ".gsm"):
@@ -377,93 +395,3 @@ def _parse_prompts(t: _Table) -> PromptSettings:
             f"prompts.language = {settings.language!r}: an espeak-ng voice such as 'en' or 'pl'"
         )
     return settings
-
-
-def _parse_ivr(t: _Table) -> IvrSettings:
-    menus_table = t.table("menus")
-    raw_menus = menus_table.data or DEFAULT_MENUS
-    menus: dict[str, Menu] = {}
-    for name in list(raw_menus):
-        menus_table.used.add(name)
-        m = _Table(raw_menus[name], menus_table.key(name))
-        options: dict[str, MenuOption] = {}
-        ot = m.table("options")
-        for key in list(ot.data):
-            ot.used.add(key)
-            if key not in DTMF_KEYS:
-                raise ConfigError(f"{ot.key(key)}: a menu key is one of 0-9, * or #")
-            value = ot.data[key]
-            if isinstance(value, dict):
-                opt = _Table(value, ot.key(key))
-                route = _parse_route(opt, "route", opt.get("route", str, ""))
-                options[key] = MenuOption(route, identify=opt.get("identify", bool, False))
-                opt.done()
-            else:
-                options[key] = MenuOption(_parse_route(ot, key, value))
-        ot.done()
-        if not options:
-            raise ConfigError(f"{m.key('options')}: a menu needs at least one option")
-        menus[name] = Menu(name=name, prompt=m.get("prompt", str, f"{name}_menu"), options=options)
-        m.done()
-    menus_table.done()
-
-    it = t.table("identification")
-    ident = IdentificationSettings(
-        customer_number_prompt=it.get("customer_number_prompt", str, "customer_number"),
-        customer_number_digits=_digits_range(it, "customer_number_digits", (4, 12)),
-        second_factor_prompt=it.get("second_factor_prompt", str, "second_factor"),
-        second_factor_digits=_digits_range(it, "second_factor_digits", (2, 8)),
-    )
-    it.done()
-
-    ivr = IvrSettings(
-        start_menu=t.get("start_menu", str, "main"),
-        max_repeats=int(_bounded(t, "max_repeats", 2, 0, 5)),
-        input_timeout=_bounded(t, "input_timeout", 5.0, 1.0, 60.0),
-        invalid_prompt=t.get("invalid_prompt", str, "invalid"),
-        transfer_prompt=t.get("transfer_prompt", str, "transferring"),
-        fallback=_parse_route(t, "fallback", t.get("fallback", str, "person:operator")),
-        menus=menus,
-        identification=ident,
-    )
-    t.done()
-    return ivr
-
-
-def _cross_check(s: Settings) -> None:
-    ivr = s.ivr
-    if ivr.start_menu not in ivr.menus:
-        raise ConfigError(
-            f"ivr.start_menu = {ivr.start_menu!r}: no such menu; defined: {', '.join(ivr.menus)}"
-        )
-    if ivr.fallback.kind == "menu":
-        raise ConfigError(
-            f"ivr.fallback = {ivr.fallback}: the fallback must reach a person or a queue, "
-            "never another menu"
-        )
-    needed = {s.notice.prompt, ivr.invalid_prompt, ivr.transfer_prompt}
-    for menu in ivr.menus.values():
-        needed.add(menu.prompt)
-        for key, opt in menu.options.items():
-            if opt.route.kind == "menu" and opt.route.target not in ivr.menus:
-                raise ConfigError(
-                    f"ivr.menus.{menu.name}.options.{key} = {opt.route}: no menu "
-                    f"{opt.route.target!r}; defined: {', '.join(ivr.menus)}"
-                )
-            if opt.identify:
-                if opt.route.kind == "menu":
-                    raise ConfigError(
-                        f"ivr.menus.{menu.name}.options.{key}: identify applies to routes that "
-                        "leave the IVR (queue, person, dialplan), not to menus"
-                    )
-                needed.add(ivr.identification.customer_number_prompt)
-                needed.add(ivr.identification.second_factor_prompt)
-    known = set(s.prompts.names())
-    for prompt in sorted(needed):
-        if not _PROMPT_NAME.match(prompt):
-            raise ConfigError(f"prompt name {prompt!r}: lower-case letters, digits, '_' only")
-        if prompt not in known:
-            raise ConfigError(
-                f"prompt {prompt!r} is used but has neither [prompts.texts].{prompt} "
-                f"nor [prompts.files].{prompt}"
-            )

@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from callbackdb.migrate import upgrade_async
-from nohold.config import load_settings
 from nohold.logs import setup_logging
 from nohold.prompts import build_prompts
+from nohold.registry import load_settings
 from nohold.sandbox import SandboxError, start_sandbox
 from nohold.sandbox.caller import ScriptedCaller, TimelineEntry
 from nohold.sandbox.nohold_config import write_sandbox_config

@@ -1,4 +1,11 @@
-"""`nohold run`: start-up checks, then the ARI applications until SIGTERM/SIGINT."""
+"""`nohold run`: start-up checks, then every enabled feature until SIGTERM/SIGINT.
+
+The service owns what features share (the database engine, one bounded HTTP
+pool for ARI, the FastAGI server) and runs what each feature contributes: its
+Stasis applications on the shared runtime, its FastAGI routes, its background
+tasks. Ready means every Stasis application of every enabled feature is
+registered with Asterisk.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +13,20 @@ import asyncio
 import logging
 import signal
 from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
 
 from agi_scripts.fastagi import FastAgiServer
-from agi_scripts.notice_once import NoticeOnce
+from agi_scripts.fastagi import Route as AgiRoute
 from ari_apps.ari_client import AriClient, AriError, AriHttpError
-from ari_apps.ivr.flow import IvrFlow
-from ari_apps.ivr.stasis import IvrApp
+from ari_apps.runtime import StasisRuntime
 from callbackdb.engine import make_engine
 from callbackdb.migrate import current_revision, head_revision
 from callbackdb.notice_ledger import NoticeLedger
+from nohold import registry
 from nohold.config import Settings
+from nohold.feature import CheckFailed, ServiceContext
 from nohold.prompts import PromptError, check_prompts
 
 log = logging.getLogger("nohold.service")
@@ -25,11 +36,18 @@ class StartupError(Exception):
     """nohold cannot start; the message says what to fix."""
 
 
+# ARI REST connections nohold keeps open at most, whatever the load: every one is
+# an HTTP session counted against Asterisk's http.conf sessionlimit (default 100),
+# which the admin's other ARI/HTTP users share.
+ARI_POOL_SIZE = 8
+
+
 @dataclass
 class Report:
     asterisk_version: str
     prompt_seconds: dict[str, float]
     db_revision: str
+    feature_lines: list[str]
 
 
 async def preflight(settings: Settings) -> Report:
@@ -64,7 +82,21 @@ async def preflight(settings: Settings) -> Report:
     finally:
         await ari.close()
     version = info.get("system", {}).get("version", "?")
-    return Report(version, durations, revision or "")
+    lines = []
+    for feature in registry.enabled(settings):
+        for check in feature.checks:
+            try:
+                lines.append(await check(settings))
+            except CheckFailed as exc:
+                raise StartupError(f"{feature.name}: {exc}") from None
+    return Report(version, durations, revision or "", lines)
+
+
+def ari_http_pool() -> aiohttp.ClientSession:
+    """The one HTTP pool all ARI clients share: bounded, kept alive."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=ARI_POOL_SIZE, limit_per_host=ARI_POOL_SIZE)
+    )
 
 
 async def serve(
@@ -74,19 +106,34 @@ async def serve(
 ) -> int:
     """Run until SIGTERM/SIGINT (or `stop` is set). Returns the process exit code."""
     report = await preflight(settings)
-    log.info("starting asterisk=%s app=%s notice=%.2fs db=%s", report.asterisk_version,
-             settings.ari.app, report.prompt_seconds[settings.notice.prompt], report.db_revision)
+    features = registry.enabled(settings)
+    log.info("starting asterisk=%s features=%s notice=%.2fs db=%s", report.asterisk_version,
+             ",".join(f.name for f in features), report.prompt_seconds[settings.notice.prompt],
+             report.db_revision)
     engine = make_engine(settings.database.url)
-    ari = AriClient(settings.ari.url, settings.ari.user, settings.ari.password, settings.ari.app)
-    ledger = NoticeLedger(engine)
-    app = IvrApp(ari, IvrFlow(settings, ledger, report.prompt_seconds[settings.notice.prompt]))
-    agi = FastAgiServer({"notice_once": NoticeOnce(settings, ledger)})
-    if settings.agi.enabled:
+    http = ari_http_pool()
+    ctx = ServiceContext(settings, engine, NoticeLedger(engine), report.prompt_seconds, http)
+    runtimes: list[StasisRuntime] = []
+    agi_routes: dict[str, AgiRoute] = {}
+    background: list[Any] = []
+    for feature in features:
+        part = feature.start(ctx)
+        runtimes += [StasisRuntime(ari, stasis) for ari, stasis in part.stasis]
+        agi_routes.update(part.agi_routes)
+        background += part.tasks
+    agi = FastAgiServer(agi_routes)
+
+    async def close_shared() -> None:
+        for rt in runtimes:
+            await rt.ari.close()
+        await http.close()
+        await engine.dispose()
+
+    if settings.agi.enabled and agi_routes:
         try:
             await agi.start(settings.agi.host, settings.agi.port)
         except OSError as exc:
-            await ari.close()
-            await engine.dispose()
+            await close_shared()
             raise StartupError(
                 f"cannot listen for FastAGI on {settings.agi.host}:{settings.agi.port} ({exc}): "
                 "change [agi] port, or set [agi] enabled = false"
@@ -95,27 +142,39 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runner = asyncio.create_task(app.run())
+    runners = {asyncio.create_task(rt.run(), name=f"stasis-{rt.app}") for rt in runtimes}
+    tasks = {asyncio.create_task(make()) for make in background}
     stopper = asyncio.create_task(stop.wait())
     try:
-        connected = asyncio.create_task(app.connected.wait())
-        await asyncio.wait({connected, runner}, return_when=asyncio.FIRST_COMPLETED)
+        connected = asyncio.create_task(_all_connected(runtimes))
+        await asyncio.wait({connected, *runners}, return_when=asyncio.FIRST_COMPLETED)
         if connected.done():
-            log.info("ready app=%s", settings.ari.app)
+            log.info("ready apps=%s", ",".join(rt.app for rt in runtimes))
             if ready is not None:
                 ready.set()
-        await asyncio.wait({runner, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        else:
+            connected.cancel()
+        # Any runner ending means an app was replaced: stand down as a whole.
+        await asyncio.wait({*runners, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        runner.cancel()
-        stopper.cancel()
+        for task in (*runners, *tasks, stopper):
+            task.cancel()
         await agi.close()
-        await app.shutdown()
-        await ari.close()
-        await engine.dispose()
-    if app.replaced.is_set():
-        log.error("stopped: replaced by another process using app %s", settings.ari.app)
+        for rt in runtimes:
+            await rt.shutdown()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        await close_shared()
+    replaced = [rt.app for rt in runtimes if rt.replaced.is_set()]
+    if replaced:
+        log.error("stopped: replaced by another process using app %s", ",".join(replaced))
         return 3
     log.info("stopped cleanly")
     return 0
+
+
+async def _all_connected(runtimes: list[StasisRuntime]) -> None:
+    for rt in runtimes:
+        await rt.connected.wait()

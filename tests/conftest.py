@@ -66,7 +66,7 @@ def scripted_caller(asterisk: Sandbox) -> Callable[..., ScriptedCaller]:
 
 @pytest.fixture
 async def ari_events(asterisk: Sandbox) -> AsyncIterator[Events]:
-    """Every ARI event of the sandbox (subscribeAll), recorded from before the test acts."""
+    """Every channel and bridge event of the sandbox, recorded from before the test acts."""
     events = Events(client_for(asterisk, f"events-{uuid.uuid4().hex[:8]}"))
     await events.find(lambda e: e["type"] == CONNECTED_EVENT)
     try:

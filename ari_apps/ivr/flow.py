@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from ari_apps.ari_client import AriError
-from ari_apps.ivr.channel import CallerHungUp, Channel
+from ari_apps.channel import CallerHungUp, Channel
+from ari_apps.ivr.settings import IvrSettings
+from ari_apps.runtime import DialplanLocation
 from callbackdb.notice_ledger import NoticeLedger
 from nohold import logs
 from nohold.config import Settings
@@ -38,34 +37,36 @@ CUT_SHORT_TOLERANCE = 0.3
 
 
 class IvrFlow:
-    def __init__(self, settings: Settings, ledger: NoticeLedger, notice_seconds: float) -> None:
+    """The IVR as a Stasis feature: `run_call` is the flow; the runtime calls
+    `fallback` when anything in it fails."""
+
+    name = "ivr"
+
+    def __init__(self, settings: Settings, ivr: IvrSettings, ledger: NoticeLedger,
+                 notice_seconds: float) -> None:
         self.settings = settings
-        self.ivr = settings.ivr
+        self.ivr = ivr
         self.ledger = ledger
         self.notice_seconds = notice_seconds
 
     def media(self, prompt: str) -> str:
         return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
 
-    async def run(self, ch: Channel) -> None:
+    async def run_call(self, ch: Channel) -> None:
         menu, call_id, warning = read_stasis_args(ch.args, set(self.ivr.menus),
                                                   self.ivr.start_menu)
         if warning:
             log.warning("stasis_args channel=%s %s", ch.id, warning)
-        try:
-            ch.call_id = call_id or ch.call_id or await ch.fetch_call_id()
-            logs.call_id.set(ch.call_id)
-            log.info("call_start channel=%s caller=%s menu=%s", ch.id, ch.caller, menu)
-            if await self.answer_and_claim_notice(ch):
-                await self.play_notice(ch)
-            route, identity = await self.choose_route(ch, menu)
-            await self.send_on(ch, route, identity)
-        except CallerHungUp:
-            log.info("caller_hung_up channel=%s", ch.id)
-        except (AriError, SQLAlchemyError, OSError):
-            log.exception("ivr_failed channel=%s; sending the caller to %s", ch.id,
-                          self.ivr.fallback)
-            await self.rescue(ch)
+        ch.call_id = call_id or ch.call_id or await ch.fetch_call_id()
+        logs.call_id.set(ch.call_id)
+        log.info("call_start channel=%s caller=%s menu=%s", ch.id, ch.caller, menu)
+        if await self.answer_and_claim_notice(ch):
+            await self.play_notice(ch)
+        route, identity = await self.choose_route(ch, menu)
+        await self.send_on(ch, route, identity)
+
+    def fallback(self, ch: Channel | None) -> DialplanLocation:
+        return self.location(self.ivr.fallback)
 
     # -- the recording notice ----------------------------------------------------------
     async def answer_and_claim_notice(self, ch: Channel) -> bool:
@@ -177,7 +178,7 @@ class IvrFlow:
         return None
 
     # -- leaving the IVR ---------------------------------------------------------------
-    def location(self, route: Route) -> tuple[str, str, int]:
+    def location(self, route: Route) -> DialplanLocation:
         """The dialplan (context, exten, priority) a leaving route continues to."""
         routes = self.settings.routes
         return route.location(routes.queue_context, routes.person_context)
@@ -190,14 +191,3 @@ class IvrFlow:
         log.info("call_routed channel=%s route=%s to=%s,%s,%s", ch.id, route, context, exten,
                  priority)
         await ch.continue_to(context, exten, priority)
-
-    async def rescue(self, ch: Channel) -> None:
-        """Whatever went wrong, the caller reaches a person rather than silence."""
-        context, exten, priority = self.location(self.ivr.fallback)
-        try:
-            await ch.stop_playbacks()
-            await ch.continue_to(context, exten, priority)
-        except CallerHungUp:
-            pass
-        except AriError:
-            log.exception("rescue_failed channel=%s", ch.id)

@@ -7,12 +7,26 @@ allowed, after which a person takes over.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from nohold.config import Menu
 from nohold.decisions.routes import Route
 
 MAX_MENU_HOPS = 8
+DTMF_KEYS = frozenset("0123456789*#")
+
+
+@dataclass(frozen=True)
+class MenuOption:
+    route: Route
+    identify: bool = False
+
+
+@dataclass(frozen=True)
+class Menu:
+    name: str
+    prompt: str
+    options: Mapping[str, MenuOption]
 
 
 @dataclass(frozen=True)

@@ -40,26 +40,8 @@ _CHANNEL_EVENTS = (
 )
 
 
-async def drop_device_state_subscription(client: AriClient) -> None:
-    """Unsubscribe a subscribeAll app from device states; call on every (re)connect.
-
-    Asterisk 22.10 can deadlock its whole ARI (every later WebSocket connect and
-    even `core stop now` hang) when a subscribeAll socket closes while a device
-    state change is being delivered to the app (asterisk/asterisk#2170): the
-    teardown joins the device-state subscription while holding the ARI session
-    lock that the delivery waits for. Local channels change device states all
-    the time, so a caller that closes its socket at the end of every call hits it
-    within a few calls. Dropping the subscription over REST, where no session
-    lock is held, closes that window; we never needed DeviceStateChanged anyway.
-    """
-    try:
-        await client.request(
-            "DELETE",
-            f"/applications/{client.app}/subscription",
-            params={"eventSource": "deviceState:"},
-        )
-    except AriError as exc:
-        logger.warning("app %s: could not drop the device state subscription: %s", client.app, exc)
+# Every channel and bridge, never device states (see AriClient.subscribe).
+ALL_CHANNELS_AND_BRIDGES = ("channel:", "bridge:")
 
 
 @dataclass(frozen=True)
@@ -116,7 +98,8 @@ class ScriptedCaller:
         # A Local ;1 created first is the call's oldest channel, so its id is the linkedid.
         self.linkedid = self.channel_id
         self.timeline: list[TimelineEntry] = []
-        self._client = AriClient(url, user, password, self.app, subscribe_all=True)
+        self._client = AriClient(url, user, password, self.app,
+                                 subscribe=ALL_CHANNELS_AND_BRIDGES)
         self._t0 = time.monotonic()
         self._linked: dict[str, str | None] = {
             self.channel_id: self.linkedid,
@@ -342,7 +325,6 @@ class ScriptedCaller:
         async for event in self._client.events():
             kind = event.get("type", "")
             if kind == CONNECTED_EVENT:
-                await drop_device_state_subscription(self._client)
                 self._connected.set()
                 continue
             try:
@@ -383,7 +365,7 @@ class ScriptedCaller:
             return
         name = self._name(cid)
         if kind == "ChannelDialplan":
-            # A subscribeAll app gets no StasisStart/StasisEnd for channels entering
+            # An app subscribed to all channels gets no StasisStart/StasisEnd for channels entering
             # *another* app (nohold-ivr); the dialplan step running Stasis() is what we see.
             app = event.get("dialplan_app") or ""
             if not app or app.startswith("AppDial"):  # AppDial*: Asterisk's dialing stub

@@ -7,8 +7,8 @@ import wave
 
 import pytest
 
-from nohold.config import parse_settings
 from nohold.prompts import PromptError, build_prompts
+from nohold.registry import parse_settings
 
 
 def test_a_recording_replaces_the_spoken_text_and_is_converted_to_8khz(tmp_path):

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient
+from ari_apps.ari_client import AriClient
 from nohold.sandbox import Sandbox
-from nohold.sandbox.caller import drop_device_state_subscription
+from nohold.sandbox.caller import ALL_CHANNELS_AND_BRIDGES
 
 
 def client_for(sb: Sandbox, app: str) -> AriClient:
-    """An ARI client that sees every event of the sandbox (subscribeAll)."""
-    return AriClient(sb.ari_url, sb.ari_user, sb.ari_password, app, subscribe_all=True)
+    """An ARI client that sees every channel and bridge event of the sandbox."""
+    return AriClient(sb.ari_url, sb.ari_user, sb.ari_password, app,
+                     subscribe=ALL_CHANNELS_AND_BRIDGES)
 
 
 class Events:
@@ -27,8 +28,6 @@ class Events:
 
     async def _pump(self) -> None:
         async for event in self.client.events():
-            if event["type"] == CONNECTED_EVENT and self.client.subscribe_all:
-                await drop_device_state_subscription(self.client)  # see its docstring
             self.seen.append(event)
             self._new.set()
 

@@ -3,8 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from nohold.config import ConfigError, load_settings, parse_settings
+from ari_apps.ivr.settings import IvrSettings
+from nohold.config import ConfigError
 from nohold.decisions.routes import parse_route
+from nohold.registry import load_settings, parse_settings
 from nohold.sandbox.nohold_config import to_toml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -12,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_defaults_are_valid_and_have_the_documented_menu():
     s = parse_settings({})
-    assert s.ivr.start_menu == "main"
-    assert s.ivr.menus["main"].options["2"].route == parse_route("menu:billing")
+    assert s.section(IvrSettings).start_menu == "main"
+    assert s.section(IvrSettings).menus["main"].options["2"].route == parse_route("menu:billing")
     assert s.notice.max_seconds == 5.0
     assert s.ari.url.startswith("http://127.0.0.1")
 
@@ -21,7 +23,7 @@ def test_defaults_are_valid_and_have_the_documented_menu():
 def test_example_file_parses_and_matches_defaults_where_it_says_so():
     example = load_settings(ROOT / "config" / "nohold.example.toml", env={})
     defaults = parse_settings({})
-    assert example.ivr.menus.keys() == defaults.ivr.menus.keys()
+    assert example.section(IvrSettings).menus.keys() == defaults.section(IvrSettings).menus.keys()
     assert example.notice.max_seconds == defaults.notice.max_seconds
 
 
@@ -84,7 +86,7 @@ def test_identify_option_needs_a_leaving_route():
     with pytest.raises(ConfigError, match="identify applies"):
         parse_settings(raw)
     raw["ivr"]["menus"]["main"]["options"]["1"]["route"] = "queue:tech"
-    assert parse_settings(raw).ivr.menus["main"].options["1"].identify
+    assert parse_settings(raw).section(IvrSettings).menus["main"].options["1"].identify
 
 
 def test_to_toml_round_trips_nested_tables():

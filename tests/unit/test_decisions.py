@@ -1,6 +1,6 @@
 import pytest
 
-from nohold.config import parse_settings
+from ari_apps.ivr.settings import IvrSettings
 from nohold.decisions.menu import (
     MAX_MENU_HOPS,
     Fallback,
@@ -13,8 +13,9 @@ from nohold.decisions.menu import (
     read_stasis_args,
 )
 from nohold.decisions.routes import Route, RouteError, parse_route
+from nohold.registry import parse_settings
 
-MENUS = parse_settings({}).ivr.menus
+MENUS = parse_settings({}).section(IvrSettings).menus
 MAIN = MENUS["main"]
 
 

@@ -1,0 +1,17 @@
+"""The inbound IVR as a feature: its `[ivr]` section and its Stasis application."""
+
+from __future__ import annotations
+
+from ari_apps.ivr.flow import IvrFlow
+from ari_apps.ivr.settings import SECTION, IvrSettings
+from nohold.feature import Contribution, Feature, ServiceContext
+
+
+def start(ctx: ServiceContext) -> Contribution:
+    settings = ctx.settings
+    flow = IvrFlow(settings, settings.section(IvrSettings), ctx.notice_ledger,
+                   ctx.prompt_seconds[settings.notice.prompt])
+    return Contribution(stasis=[(ctx.ari(settings.ari.app), flow)])
+
+
+FEATURE = Feature(name="ivr", start=start, section=SECTION)

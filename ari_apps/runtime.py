@@ -1,0 +1,217 @@
+"""The Stasis runtime every ARI feature runs on: events in, one task per call out.
+
+A feature (the IVR, later callbacks and the dialer) implements `StasisFeature`:
+how to run one call, and where a caller goes when anything fails. The runtime
+owns everything else that each ARI application needs and that is easy to get
+wrong: the channel registry, feeding each channel's events to its own task in
+arrival order, the call id on every log line, reconnect and reconcile (Asterisk
+does not replay missed events), ApplicationReplaced, and the hand-over of
+callers still inside the app when nohold stops. Any exception in a call task
+ends with the caller at the feature's fallback and one log line with the call id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriHttpError
+from ari_apps.channel import CallerHungUp, Channel
+from nohold import logs
+
+log = logging.getLogger("nohold.stasis")
+
+DialplanLocation = tuple[str, str, int]
+
+# How long the runtime keeps trying to hand a caller to the fallback when ARI
+# fails (e.g. Asterisk's HTTP session limit is reached): long enough to outlast
+# a brief overload, short enough that a caller never sits in silence for long.
+RESCUE_DEADLINE = 20.0
+
+
+class StasisFeature(Protocol):
+    """What a feature gives the runtime for its ARI application."""
+
+    name: str
+
+    async def run_call(self, ch: Channel) -> None:
+        """The call flow. May raise anything: the runtime sends the caller on."""
+
+    def fallback(self, ch: Channel | None) -> DialplanLocation | None:
+        """Where a caller goes when the flow fails, nohold stops, or a channel is
+        found orphaned (ch is None). None: hang the channel up (outbound legs)."""
+
+
+class StasisRuntime:
+    def __init__(self, ari: AriClient, feature: StasisFeature) -> None:
+        self.ari = ari
+        self.feature = feature
+        self.channels: dict[str, Channel] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.replaced = asyncio.Event()
+        self.connected = asyncio.Event()
+
+    @property
+    def app(self) -> str:
+        return self.ari.app
+
+    async def run(self) -> None:
+        """Consume events until cancelled or replaced by another nohold with the same app."""
+        async for event in self.ari.events():
+            try:
+                self.dispatch(event)
+            except Exception:  # noqa: BLE001 - one bad event must not end the app
+                log.exception("event_dispatch_failed app=%s type=%s", self.app, event.get("type"))
+            if self.replaced.is_set():
+                return
+
+    def dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == CONNECTED_EVENT:
+            self.connected.set()
+            self._spawn(self.reconcile(), "-")
+            return
+        if kind == "ApplicationReplaced":
+            log.error("application_replaced app=%s: another process took it; standing down",
+                      self.app)
+            self.replaced.set()
+            return
+        if kind == "StasisStart":
+            self._start_call(event)
+            return
+        channel_id = _channel_of(event)
+        ch = self.channels.get(channel_id) if channel_id else None
+        if channel_id and ch is not None:
+            ch.feed(event)
+            if ch.gone.is_set() and kind in ("StasisEnd", "ChannelDestroyed"):
+                self.channels.pop(channel_id, None)
+
+    def _start_call(self, event: dict[str, Any]) -> None:
+        ch = Channel(self.ari, event)
+        if ch.id in self.channels:
+            log.warning("stasis_start_duplicate app=%s channel=%s", self.app, ch.id)
+            return
+        self.channels[ch.id] = ch
+        self._spawn(self._call(ch), ch.call_id or "-")
+
+    async def _call(self, ch: Channel) -> None:
+        try:
+            await self.feature.run_call(ch)
+        except CallerHungUp:
+            log.info("caller_hung_up app=%s channel=%s", self.app, ch.id)
+        except Exception:  # noqa: BLE001 - whatever failed, the caller must reach someone
+            log.exception("call_failed app=%s channel=%s; sending the caller to the fallback",
+                          self.app, ch.id)
+            await self.rescue(ch)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], call_id: str) -> None:
+        async def with_call_id() -> None:
+            logs.call_id.set(call_id)
+            await coro
+
+        task = asyncio.create_task(with_call_id())
+        self.tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("call_task_crashed app=%s", self.app, exc_info=task.exception())
+
+    async def rescue(self, ch: Channel) -> None:
+        """Hand the caller to the fallback, retrying while ARI fails (overload, a
+        dropped connection), until the caller is served or gone."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESCUE_DEADLINE
+        attempt = 0
+        while True:
+            try:
+                await ch.stop_playbacks()
+                await self._send_to_fallback(ch.id, self.feature.fallback(ch))
+                return
+            except CallerHungUp:
+                return
+            except AriError as exc:
+                attempt += 1
+                if loop.time() >= deadline:
+                    log.error("rescue_failed app=%s channel=%s attempts=%d error=%s",
+                              self.app, ch.id, attempt, exc)
+                    return
+                log.warning("rescue_retry app=%s channel=%s attempt=%d error=%s",
+                            self.app, ch.id, attempt, exc)
+                await asyncio.sleep(min(2.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0))
+
+    async def reconcile(self) -> None:
+        """After (re)connecting: channels left in our app that no task owns (nohold was
+        restarted, or events were missed) go to the fallback, so nobody waits in silence."""
+        try:
+            app = await self.ari.request("GET", f"/applications/{self.app}")
+        except AriError:
+            log.exception("reconcile_failed app=%s", self.app)
+            return
+        present = set(app.get("channel_ids", []))
+        for channel_id, ch in list(self.channels.items()):
+            if channel_id not in present:
+                log.info("reconcile_gone app=%s channel=%s", self.app, channel_id)
+                ch.gone.set()
+                self.channels.pop(channel_id, None)
+        for channel_id in sorted(present - set(self.channels)):
+            log.warning("reconcile_orphan app=%s channel=%s: sending to fallback",
+                        self.app, channel_id)
+            await self._hand_over(channel_id, self.feature.fallback(None))
+
+    async def _hand_over(self, channel_id: str, where: DialplanLocation | None) -> None:
+        try:
+            await self._send_to_fallback(channel_id, where)
+        except CallerHungUp:
+            pass
+        except AriError as exc:
+            log.info("fallback_not_possible app=%s channel=%s error=%s", self.app, channel_id,
+                     exc)
+
+    async def _send_to_fallback(self, channel_id: str, where: DialplanLocation | None) -> None:
+        """Raises CallerHungUp when the channel is already gone."""
+        try:
+            if where is None:
+                await self.ari.request("DELETE", f"/channels/{channel_id}")
+                return
+            context, exten, priority = where
+            await self.ari.request(
+                "POST", f"/channels/{channel_id}/continue",
+                params={"context": context, "extension": exten, "priority": priority},
+            )
+        except AriHttpError as exc:
+            if exc.status in (404, 409):  # gone, or no longer ours: nothing left to do
+                raise CallerHungUp(channel_id) from exc
+            raise
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Stop the call tasks; callers still in the app are handed to the fallback."""
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=grace)
+        for channel_id, ch in list(self.channels.items()):
+            if not ch.gone.is_set():
+                log.info("shutdown_handover app=%s channel=%s", self.app, channel_id)
+                try:
+                    await ch.stop_playbacks()
+                except AriError:
+                    pass
+                await self._hand_over(channel_id, self.feature.fallback(ch))
+        self.channels.clear()
+
+
+def _channel_of(event: dict[str, Any]) -> str | None:
+    channel = event.get("channel")
+    if isinstance(channel, dict):
+        return channel.get("id")
+    playback = event.get("playback")
+    if isinstance(playback, dict):
+        target = playback.get("target_uri", "")
+        if target.startswith("channel:"):
+            return target[len("channel:"):]
+    return None

@@ -1,0 +1,73 @@
+"""The contract between a feature and the service that runs it.
+
+A feature is a folder (its wiring, flow, settings, storage) that exports one
+`Feature`. The service (`nohold/registry.py` lists them) loads each feature's
+config section, starts every enabled feature with a `ServiceContext`, and runs
+what it contributes: Stasis applications on the shared runtime, FastAGI routes,
+background tasks. `nohold check` runs every enabled feature's checks, and the
+CLI grows each feature's sub-commands. This module sits below the features and
+above the adapters: it knows their shapes, never a feature.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import click
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agi_scripts.fastagi import Route as AgiRoute
+from ari_apps.ari_client import AriClient
+from ari_apps.runtime import StasisFeature
+from callbackdb.notice_ledger import NoticeLedger
+from nohold.config import Section, Settings
+
+
+@dataclass
+class ServiceContext:
+    """What the running service shares with every feature it starts."""
+
+    settings: Settings
+    engine: AsyncEngine
+    notice_ledger: NoticeLedger
+    # Measured at start (prompt name -> seconds): flows judge a cut-off notice by it.
+    prompt_seconds: dict[str, float]
+    # One bounded HTTP connection pool for every ARI client (Asterisk's
+    # http.conf sessionlimit is shared by all of them, 100 by default).
+    http: aiohttp.ClientSession
+
+    def ari(self, app: str) -> AriClient:
+        a = self.settings.ari
+        return AriClient(a.url, a.user, a.password, app, session=self.http)
+
+
+@dataclass
+class Contribution:
+    """What one started feature adds to the running service."""
+
+    stasis: list[tuple[AriClient, StasisFeature]] = field(default_factory=list)
+    agi_routes: dict[str, AgiRoute] = field(default_factory=dict)
+    # Started with the service, cancelled when it stops.
+    tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+
+
+Check = Callable[[Settings], Awaitable[str]]
+"""One `nohold check` item: returns a line like "ivr: ok (...)", raises
+nohold.service.StartupError-like `CheckFailed` with what to fix."""
+
+
+class CheckFailed(Exception):
+    """A feature's check found something to fix; the message says what and how."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    start: Callable[[ServiceContext], Contribution]
+    section: Section | None = None
+    enabled: Callable[[Settings], bool] = lambda settings: True
+    checks: tuple[Check, ...] = ()
+    commands: tuple[click.Command, ...] = ()

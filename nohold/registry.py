@@ -1,0 +1,33 @@
+"""Every feature nohold has. Adding one: a folder that exports a `Feature`, and a
+line here. The service, the config loader and the CLI learn it from this list."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from agi_scripts import notice_once
+from ari_apps.ivr import feature as ivr
+from nohold import config
+from nohold.feature import Feature
+
+FEATURES: tuple[Feature, ...] = (ivr.FEATURE, notice_once.FEATURE)
+
+
+def sections() -> tuple[config.Section, ...]:
+    return tuple(f.section for f in FEATURES if f.section is not None)
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
+                  ) -> config.Settings:
+    """The config file (and conf.d, environment) with every feature's section."""
+    return config.load_settings(path, env, sections())
+
+
+def parse_settings(raw: Mapping[str, Any], source: str = "built-in defaults") -> config.Settings:
+    return config.parse_settings(raw, source, sections())
+
+
+def enabled(settings: config.Settings) -> list[Feature]:
+    return [f for f in FEATURES if f.enabled(settings)]
