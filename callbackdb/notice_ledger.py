@@ -78,12 +78,16 @@ class NoticeLedger:
             log.info("notice_skipped channel=%s reason=already_played_in_call", channel_id)
         return first
 
-    async def record(self, call_id: str, channel_id: str, outcome: str) -> None:
+    async def record(self, call_id: str, channel_id: str, outcome: str, reason: str = "") -> None:
         """finish(), shielded from cancellation (a shutdown must not lose the proof of a
-        notice already heard) and never raising: the call goes on either way."""
+        notice already heard) and never raising: the call goes on either way. `reason`
+        says why a notice failed (the log line carries it; the row has no column)."""
         try:
             await asyncio.shield(self.finish(call_id, outcome))
-            log.info("notice_end channel=%s outcome=%s", channel_id, outcome)
+            if reason:
+                log.info("notice_end channel=%s outcome=%s reason=%s", channel_id, outcome, reason)
+            else:
+                log.info("notice_end channel=%s outcome=%s", channel_id, outcome)
         except SQLAlchemyError:
             log.exception("notice_proof_not_saved channel=%s outcome=%s", channel_id, outcome)
 

@@ -16,6 +16,7 @@ from callbackdb.engine import make_engine
 from callbackdb.migrate import current_revision, head_revision
 from callbackdb.notice_ledger import NoticeLedger
 from nohold.config import Settings
+from nohold.decisions.peers import exposure_warnings
 from nohold.prompts import PromptError, check_prompts
 
 log = logging.getLogger("nohold.service")
@@ -80,8 +81,11 @@ async def serve(
     ari = AriClient(settings.ari.url, settings.ari.user, settings.ari.password, settings.ari.app)
     ledger = NoticeLedger(engine)
     app = IvrApp(ari, IvrFlow(settings, ledger, report.prompt_seconds[settings.notice.prompt]))
-    agi = FastAgiServer({"notice_once": NoticeOnce(settings, ledger)})
+    agi = FastAgiServer({"notice_once": NoticeOnce(settings, ledger, ari)},
+                        allow=settings.agi.allowed, command_timeout=settings.agi.command_timeout)
     if settings.agi.enabled:
+        for warning in exposure_warnings(settings.agi.host, settings.agi.allow):
+            log.warning("fastagi_exposed reason=%s", warning)
         try:
             await agi.start(settings.agi.host, settings.agi.port)
         except OSError as exc:

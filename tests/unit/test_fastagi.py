@@ -235,8 +235,8 @@ async def test_a_peer_that_stops_answering_is_closed_after_the_command_timeout(c
         assert await asyncio.wait_for(reader.readline(), 5) == b"ANSWER\n"
         started = asyncio.get_running_loop().time()
         # Never answered; the server must not wait for ever, nor send anything more.
-        assert await asyncio.wait_for(reader.read(), 3) == b""
-        assert asyncio.get_running_loop().time() - started < 1.5
+        assert await asyncio.wait_for(reader.read(), 10) == b""
+        assert asyncio.get_running_loop().time() - started < 5  # 0.3 s, with room for a busy CI
         writer.close()
     finally:
         await server.close()
@@ -247,7 +247,7 @@ async def test_a_peer_that_stops_answering_is_closed_after_the_command_timeout(c
 
 async def test_stream_file_may_take_as_long_as_the_file_plus_the_timeout():
     async def route(agi: AgiRequest) -> None:
-        await agi.stream_file("/x/notice", max_seconds=0.6)
+        await agi.stream_file("/x/notice", max_seconds=2.0)
         await agi.set_variable("DONE", "1")
 
     server = FastAgiServer({"probe": route}, command_timeout=0.3)
@@ -255,7 +255,7 @@ async def test_stream_file_may_take_as_long_as_the_file_plus_the_timeout():
     try:
         reader, writer = await _open_request(port)
         assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"STREAM FILE")
-        await asyncio.sleep(0.5)  # longer than command_timeout, shorter than file + timeout
+        await asyncio.sleep(0.8)  # longer than command_timeout, shorter than file + timeout
         writer.write(b"200 result=0 endpos=4000\n")
         assert await asyncio.wait_for(reader.readline(), 5) == b'SET VARIABLE DONE "1"\n'
         writer.close()
