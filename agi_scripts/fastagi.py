@@ -213,7 +213,7 @@ class FastAgiServer:
                 return
             await self._serve(reader, writer, peer)
         except AgiBadPeer as exc:
-            log.warning("fastagi_bad_peer peer=%s reason=%s", peer, exc)
+            log.warning("fastagi_bad_peer peer=%s reason=%s", peer, str(exc))
         finally:
             if task is not None:
                 self._tasks.discard(task)
