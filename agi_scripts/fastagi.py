@@ -7,6 +7,10 @@ cancellation); `script?x=1` finds no route; a socket closed mid-command raises
 ValueError. Here: headers are read line by line with a deadline, EOF is a
 hang-up, the route is the path without its query, and protocol answers map to
 typed errors (HANGUP, 510, 511, 520).
+
+FastAGI has no authentication: only peers in `[agi] allow` are served, lines are
+bounded, and every command has a deadline, so a peer that is not Asterisk (or an
+Asterisk that stopped answering) costs one warning line and a closed socket.
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ from urllib.parse import parse_qsl, urlsplit
 from panoramisk.utils import parse_agi_result
 
 from nohold import logs
+from nohold.decisions.peers import LOOPBACK, Network, peer_allowed
 
 log = logging.getLogger("nohold.agi")
 
 HEADER_TIMEOUT = 5.0
 MAX_HEADER_LINES = 200
+# Longest line read from a peer (asyncio's default, stated). Asterisk's header and
+# result lines are far shorter; a longer one is a bad peer, not a request.
+LINE_LIMIT = 64 * 1024
+DEFAULT_COMMAND_TIMEOUT = 5.0
 
 
 class AgiError(Exception):
@@ -43,6 +52,19 @@ class AgiUsageError(AgiError):
     """520: the command's arguments are wrong."""
 
 
+class AgiBadPeer(AgiError):
+    """The peer broke the protocol (a line too long): close it, it is not Asterisk."""
+
+
+class AgiTimeout(AgiError):
+    """The peer did not answer a command in time."""
+
+    def __init__(self, command: str, seconds: float) -> None:
+        super().__init__(f"{command}: no answer within {seconds:g}s")
+        self.command = command
+        self.seconds = seconds
+
+
 @dataclass
 class AgiRequest:
     """One FastAGI connection: the agi_* environment, the route's arguments, and commands."""
@@ -54,18 +76,30 @@ class AgiRequest:
     reader: asyncio.StreamReader = field(repr=False)
     writer: asyncio.StreamWriter = field(repr=False)
     hung_up: bool = False
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT
+    peer: str = "?"
 
     @property
     def channel(self) -> str:
         return self.env.get("agi_channel", "?")
 
-    async def command(self, line: str) -> dict[str, object]:
+    async def command(self, line: str, extra_seconds: float = 0.0) -> dict[str, object]:
+        """Send one command and wait, at most command_timeout (+ extra_seconds for a
+        command that plays something), for its result."""
         if "\n" in line or "\r" in line:
             raise AgiUsageError(f"newline in AGI command {line!r}")
+        limit = self.command_timeout + extra_seconds
+        try:
+            async with asyncio.timeout(limit):
+                return await self._command(line)
+        except TimeoutError:
+            raise AgiTimeout(_verb(line), limit) from None
+
+    async def _command(self, line: str) -> dict[str, object]:
         self.writer.write(line.encode() + b"\n")
         await self.writer.drain()
         while True:
-            raw = await self.reader.readline()
+            raw = await _readline(self.reader)
             if not raw:
                 raise AgiHangup("connection closed by Asterisk")
             text = raw.decode(errors="replace").rstrip("\r\n")
@@ -95,7 +129,7 @@ class AgiRequest:
 
     async def _skip_usage(self) -> None:
         while True:
-            raw = await self.reader.readline()
+            raw = await _readline(self.reader)
             if not raw or raw.startswith(b"520 "):
                 return
 
@@ -109,25 +143,49 @@ class AgiRequest:
     async def set_variable(self, name: str, value: str) -> None:
         await self.command(f'SET VARIABLE {name} "{_quote(value)}"')
 
-    async def stream_file(self, path: str, escape_digits: str = "") -> None:
-        await self.command(f'STREAM FILE {path} "{escape_digits}"')
+    async def stream_file(self, path: str, escape_digits: str = "",
+                          max_seconds: float = 0.0) -> None:
+        """Play a file of at most `max_seconds`: the wait is that plus command_timeout."""
+        await self.command(f'STREAM FILE {path} "{escape_digits}"', extra_seconds=max_seconds)
 
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
+def _verb(line: str) -> str:
+    """The command without its arguments, for logs (arguments may hold values)."""
+    words = line.split()
+    return " ".join(words[:2]) if words[:1] in (["STREAM"], ["SET"], ["GET"]) else words[0]
+
+
+async def _readline(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await reader.readline()
+    except ValueError:  # asyncio's "chunk exceed the limit", with the line discarded
+        raise AgiBadPeer(f"a line longer than {LINE_LIMIT} bytes") from None
+
+
 Route = Callable[[AgiRequest], Awaitable[None]]
 
 
 class FastAgiServer:
-    def __init__(self, routes: dict[str, Route]) -> None:
+    def __init__(
+        self,
+        routes: dict[str, Route],
+        *,
+        allow: tuple[Network, ...] = LOOPBACK,
+        command_timeout: float = DEFAULT_COMMAND_TIMEOUT,
+    ) -> None:
         self.routes = routes
+        self.allow = allow
+        self.command_timeout = command_timeout
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._connection, host, port)
+        self._server = await asyncio.start_server(self._connection, host, port,
+                                                  limit=LINE_LIMIT)
         bound = int(self._server.sockets[0].getsockname()[1])
         log.info("fastagi_listening host=%s port=%s routes=%s", host, bound,
                  ",".join(sorted(self.routes)))
@@ -146,25 +204,36 @@ class FastAgiServer:
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
+        peername = writer.get_extra_info("peername")
+        peer = _peer_text(peername)
         try:
-            await self._serve(reader, writer)
+            host = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+            if not peer_allowed(host, self.allow):
+                log.warning("fastagi_peer_refused peer=%s reason=not_in_agi_allow", peer)
+                return
+            await self._serve(reader, writer, peer)
+        except AgiBadPeer as exc:
+            log.warning("fastagi_bad_peer peer=%s reason=%s", peer, str(exc))
         finally:
             if task is not None:
                 self._tasks.discard(task)
             writer.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str
+    ) -> None:
         env = await _read_env(reader)
         if env is None:
             log.debug("fastagi_no_request peer=%s (health check or closed early)", peer)
             return
-        logs.call_id.set(env.get("agi_linkedid") or env.get("agi_uniqueid") or "-")
+        # Asterisk sends no agi_linkedid: routes set the call id once they checked it.
+        logs.call_id.set("-")
         url = urlsplit(env.get("agi_network_script", "") or "")
         script = url.path.strip("/")
         args = [env[k] for k in sorted((k for k in env if k.startswith("agi_arg_")),
                                        key=lambda k: int(k[8:]) if k[8:].isdigit() else 0)]
-        request = AgiRequest(env, script, dict(parse_qsl(url.query)), args, reader, writer)
+        request = AgiRequest(env, script, dict(parse_qsl(url.query)), args, reader, writer,
+                             command_timeout=self.command_timeout, peer=peer)
         route = self.routes.get(script)
         if route is None:
             log.error("fastagi_unknown_script script=%r channel=%s known=%s", script,
@@ -175,6 +244,12 @@ class FastAgiServer:
             await route(request)
         except AgiHangup:
             log.info("fastagi_hangup script=%s channel=%s", script, request.channel)
+        except AgiTimeout as exc:
+            # Telling the dialplan would wait on the same silent peer again.
+            log.warning("fastagi_peer_timeout peer=%s script=%s channel=%s command=%s after=%gs",
+                        peer, script, request.channel, exc.command, exc.seconds)
+        except AgiBadPeer:
+            raise
         except AgiError:
             log.exception("fastagi_protocol_error script=%s channel=%s", script, request.channel)
             await _status(request, "ERROR")
@@ -191,13 +266,22 @@ async def _status(request: AgiRequest, status: str) -> None:
         pass
 
 
+def _peer_text(peername: object) -> str:
+    """`host:port`, `[v6]:port` for IPv6; `?` for what has no address."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host = str(peername[0])
+        return f"[{host}]:{peername[1]}" if ":" in host else f"{host}:{peername[1]}"
+    return "?"
+
+
 async def _read_env(reader: asyncio.StreamReader) -> dict[str, str] | None:
-    """The agi_* header block, or None when the peer sent none before EOF or the deadline."""
+    """The agi_* header block, or None when the peer sent none before EOF or the deadline.
+    AgiBadPeer when a line is too long."""
     env: dict[str, str] = {}
     try:
         async with asyncio.timeout(HEADER_TIMEOUT):
             for _ in range(MAX_HEADER_LINES):
-                raw = await reader.readline()
+                raw = await _readline(reader)
                 if not raw:
                     return None
                 line = raw.decode(errors="replace").rstrip("\r\n")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callbackdb.engine import sessions
 from callbackdb.models import NoticePlay
+from nohold.decisions.ids import BadId, check_id
 
 OUTCOMES = ("completed", "caller_hung_up", "failed")
 
@@ -27,8 +28,11 @@ class NoticeLedger:
         """True when this call has not had the notice yet (and now owns playing it).
 
         The unique key makes this atomic across channels and nohold nodes: of two
-        channels of one call racing here, exactly one wins.
+        channels of one call racing here, exactly one wins. Ids that do not fit the
+        columns raise BadId: SQLite would store them whole, and a cut key could collide.
         """
+        check_id("call_id", call_id)
+        check_id("channel_id", channel_id)
         # A Core INSERT, not the ORM unit of work: this sits between a caller's
         # StasisStart and the first sound they hear.
         statement = insert(NoticePlay).values(
@@ -66,16 +70,24 @@ class NoticeLedger:
         except SQLAlchemyError:
             log.exception("notice_ledger_unavailable channel=%s; playing the notice", channel_id)
             return True
+        except BadId as exc:
+            # Edges validate first, so this is a bug upstream; the caller is told anyway.
+            log.warning("notice_ledger_refused reason=%s; playing the notice without proof", exc)
+            return True
         if not first:
             log.info("notice_skipped channel=%s reason=already_played_in_call", channel_id)
         return first
 
-    async def record(self, call_id: str, channel_id: str, outcome: str) -> None:
+    async def record(self, call_id: str, channel_id: str, outcome: str, reason: str = "") -> None:
         """finish(), shielded from cancellation (a shutdown must not lose the proof of a
-        notice already heard) and never raising: the call goes on either way."""
+        notice already heard) and never raising: the call goes on either way. `reason`
+        says why a notice failed (the log line carries it; the row has no column)."""
         try:
             await asyncio.shield(self.finish(call_id, outcome))
-            log.info("notice_end channel=%s outcome=%s", channel_id, outcome)
+            if reason:
+                log.info("notice_end channel=%s outcome=%s reason=%s", channel_id, outcome, reason)
+            else:
+                log.info("notice_end channel=%s outcome=%s", channel_id, outcome)
         except SQLAlchemyError:
             log.exception("notice_proof_not_saved channel=%s outcome=%s", channel_id, outcome)
 

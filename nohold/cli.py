@@ -40,10 +40,13 @@ def main(ctx: click.Context, config: Path | None) -> None:
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Validate config, prompts, database and ARI; say what is wrong and how to fix it."""
+    from nohold.decisions.peers import exposure_warnings
     from nohold.service import StartupError, preflight
 
     settings = _settings(ctx)
     click.echo(f"config: ok ({settings.source})")
+    for warning in exposure_warnings(settings.agi.host, settings.agi.allow):
+        click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
     try:
         report = asyncio.run(preflight(settings))
     except StartupError as exc:

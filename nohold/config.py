@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from nohold.decisions.peers import LOOPBACK, Network, parse_networks
 from nohold.decisions.routes import Route, RouteError, parse_route
 
 T = TypeVar("T")
@@ -94,6 +95,15 @@ class AgiSettings:
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = 4573
+    # Peers that may connect; None = not set in the config (loopback only), which
+    # `nohold check` tells apart from an explicit list.
+    allow: tuple[Network, ...] | None = None
+    # Seconds to wait for Asterisk's answer to one command (STREAM FILE: plus the notice).
+    command_timeout: float = 5.0
+
+    @property
+    def allowed(self) -> tuple[Network, ...]:
+        return LOOPBACK if self.allow is None else self.allow
 
 
 @dataclass(frozen=True)
@@ -332,10 +342,17 @@ def parse_settings(
     t.done()
 
     t = top.table("agi")
+    allow = t.get("allow", list, None)
+    try:
+        networks = None if allow is None else parse_networks(allow)
+    except ValueError as exc:
+        raise ConfigError(f"agi.allow = {allow!r}: {exc}") from None
     agi = AgiSettings(
         enabled=t.get("enabled", bool, True),
         host=t.get("host", str, "127.0.0.1"),
-        port=int(bounded(t, "port", 4573, 0, 65535)),
+        port=t.integer("port", 4573, 1, 65535),
+        allow=networks,
+        command_timeout=bounded(t, "command_timeout", AgiSettings.command_timeout, 0.5, 60.0),
     )
     t.done()
 

@@ -2,6 +2,11 @@
 
 The id travels in a context variable set by the call's task, so handlers deep in
 the flow need not pass it around and cannot forget it.
+
+Much of what is logged comes from outside (AGI environment, caller id, DTMF,
+later webhooks and mail): the call id and every string argument of a message are
+quoted when they could pass for another field or another line, so one log line
+is always one event with the fields nohold wrote.
 """
 
 from __future__ import annotations
@@ -25,10 +30,11 @@ class _CallIdFilter(logging.Filter):
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        msg = record.getMessage()
+        msg = _message(record)
         line = (
             f"ts={ts}.{int(record.msecs):03d}Z level={record.levelname.lower()} "
-            f"logger={record.name} call={getattr(record, 'call', '-')} msg={_quote(msg)}"
+            f"logger={record.name} call={_quote(str(getattr(record, 'call', '-')))} "
+            f"msg={_quote(msg)}"
         )
         if record.exc_info:
             line += " exc=" + _quote(self.formatException(record.exc_info))
@@ -42,15 +48,29 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "logger": record.name,
             "call": getattr(record, "call", "-"),
-            "msg": record.getMessage(),
+            "msg": _message(record),
         }
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data)
 
 
+def _message(record: logging.LogRecord) -> str:
+    """getMessage(), with each string argument quoted when needed: `caller=%s` given
+    `1 level=error` stays one value inside the message, not a second field."""
+    if isinstance(record.args, tuple) and record.args:
+        args = tuple(_quote(a) if isinstance(a, str) else a for a in record.args)
+        try:
+            return str(record.msg) % args
+        except (TypeError, ValueError):
+            pass
+    return record.getMessage()
+
+
 def _quote(text: str) -> str:
-    if text and not any(c in text for c in ' "=\n'):
+    """The text as one logfmt value. json.dumps escapes every control and non-ASCII
+    character, so no line separator (\\r, \\x85, \\u2028 ...) reaches the output."""
+    if text and text.isascii() and text.isprintable() and not any(c in text for c in ' "=\\'):
         return text
     return json.dumps(text)
 
@@ -66,9 +86,24 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     logging.getLogger("aiohttp").setLevel(logging.WARNING)
 
 
-_PROBLEM = re.compile(r"level=(error|critical)\b|Traceback", re.IGNORECASE)
+# Anchored to the formatter's own fields: text from outside, quoted inside `call=` or
+# `msg=`, cannot raise (or hide) an alert. A traceback printed by Python itself
+# starts a line; one of ours sits in the quoted `exc=` field.
+_PROBLEM = re.compile(
+    r'^(?:ts=\S+ )?level=(?:error|critical)\b|^Traceback|\bexc="Traceback', re.IGNORECASE
+)
 
 
 def problem_lines(text: str) -> list[str]:
     """Log lines that should alert an admin: errors, criticals and tracebacks."""
-    return [line for line in text.splitlines() if _PROBLEM.search(line)]
+    return [line for line in text.splitlines() if _PROBLEM.search(line) or _json_problem(line)]
+
+
+def _json_problem(line: str) -> bool:
+    if not line.startswith("{"):
+        return False
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and (data.get("level") in ("error", "critical") or "exc" in data)

@@ -26,6 +26,7 @@ from callbackdb.migrate import current_revision, head_revision
 from callbackdb.notice_ledger import NoticeLedger
 from nohold import registry
 from nohold.config import Settings
+from nohold.decisions.peers import exposure_warnings
 from nohold.feature import CheckFailed, ServiceContext
 from nohold.prompts import PromptError, check_prompts
 
@@ -121,7 +122,8 @@ async def serve(
         runtimes += [StasisRuntime(ari, stasis) for ari, stasis in part.stasis]
         agi_routes.update(part.agi_routes)
         background += part.tasks
-    agi = FastAgiServer(agi_routes)
+    agi = FastAgiServer(agi_routes, allow=settings.agi.allowed,
+                        command_timeout=settings.agi.command_timeout)
 
     async def close_shared() -> None:
         for rt in runtimes:
@@ -130,6 +132,8 @@ async def serve(
         await engine.dispose()
 
     if settings.agi.enabled and agi_routes:
+        for warning in exposure_warnings(settings.agi.host, settings.agi.allow):
+            log.warning("fastagi_exposed reason=%s", warning)
         try:
             await agi.start(settings.agi.host, settings.agi.port)
         except OSError as exc:

@@ -2,10 +2,12 @@ import asyncio
 import logging
 
 import pytest
+from sqlalchemy import text
 
 from callbackdb.engine import async_url, make_engine
 from callbackdb.migrate import upgrade_async
 from callbackdb.notice_ledger import NoticeLedger
+from nohold.decisions.ids import BadId
 
 
 @pytest.fixture
@@ -84,3 +86,19 @@ async def test_a_briefly_locked_database_waits_instead_of_failing(tmp_path):
     finally:
         holder.join()
         await engine.dispose()
+
+
+@pytest.mark.parametrize(("call_id", "channel_id"), [("x" * 60_006, "ch-1"), ("call-1", "c" * 65)])
+async def test_the_ledger_refuses_ids_longer_than_its_columns(ledger, call_id, channel_id):
+    """SQLite does not enforce String(64): without this check a 60 kB id was stored."""
+    led, engine = ledger
+    with pytest.raises(BadId):
+        await led.claim(call_id, channel_id, "100", "v1")
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM notice_plays"))).scalar() == 0
+
+
+async def test_an_id_the_ledger_refuses_still_means_play_the_notice(ledger, caplog):
+    led, _ = ledger
+    assert await led.claim_or_assume_first("x" * 65, "ch-1", "100", "v1") is True
+    assert "notice_ledger_refused" in caplog.text
