@@ -173,7 +173,8 @@ def rebuild(
             )
         elif kind == "QueueMember":
             m = _member(ev, None)
-            members.setdefault(queue, {})[m.interface] = m
+            if m.interface:
+                members.setdefault(queue, {})[m.interface] = m
         elif kind == "QueueEntry":
             callers.setdefault(queue, []).append(
                 QueueCaller(
@@ -242,7 +243,7 @@ def _leave(view: QueueView, ev: Mapping[str, str]) -> QueueView:
 
 
 def _upsert_member(view: QueueView, ev: Mapping[str, str]) -> QueueView:
-    interface = ev.get("Interface", "")
+    interface = _interface(ev)
     if not interface:
         return view
     members = dict(view.members)
@@ -276,8 +277,13 @@ def _set_in_call(view: QueueView, interface: str, in_call: bool) -> QueueView:
     return replace(view, members=members)
 
 
+def _interface(ev: Mapping[str, str]) -> str:
+    # events say Interface; QueueStatus's QueueMember says Location (Asterisk 22)
+    return ev.get("Interface") or ev.get("Location") or ""
+
+
 def _member(ev: Mapping[str, str], old: QueueMember | None) -> QueueMember:
-    base = old or QueueMember(interface=ev.get("Interface", ""))
+    base = old or QueueMember(interface=_interface(ev))
     return QueueMember(
         interface=base.interface,
         name=ev.get("MemberName", ev.get("Name", base.name)),

@@ -167,11 +167,12 @@ def test_garbage_numbers_do_not_crash():
 STATUS = [
     {"Event": "QueueParams", "Queue": "q", "Max": "0", "Strategy": "ringall", "Calls": "2",
      "Holdtime": "5", "TalkTime": "30", "Completed": "3", "Abandoned": "1"},
+    # as Asterisk 22 sends them: Location, no Interface
     {"Event": "QueueMember", "Queue": "q", "Name": "Agent A", "Location": "Local/a@x",
-     "StateInterface": "Local/a@x", "Interface": "Local/a@x", "Membership": "static",
+     "StateInterface": "Local/a@x", "Membership": "static",
      "Penalty": "0", "CallsTaken": "2", "LastCall": "0", "InCall": "0",
      "Status": "1", "Paused": "1", "PausedReason": "break"},
-    {"Event": "QueueMember", "Queue": "q", "Name": "Agent B", "Interface": "Local/b@x",
+    {"Event": "QueueMember", "Queue": "q", "Name": "Agent B", "Location": "Local/b@x",
      "Membership": "dynamic", "CallsTaken": "1", "InCall": "1", "Status": "2", "Paused": "0"},
     {"Event": "QueueEntry", "Queue": "q", "Position": "2", "Channel": "Local/y", "Uniqueid": "y",
      "CallerIDNum": "200", "Wait": "3"},
