@@ -75,12 +75,8 @@ class QueueMember:
 
     @property
     def available(self) -> bool:
-        """Could take a call now: logged in, idle device, not paused, not on a queue call."""
-        return (
-            self.status in (DEVICE_NOT_INUSE, DEVICE_UNKNOWN)
-            and not self.paused
-            and not self.in_call
-        )
+        """app_queue's own definition (QueueSummary Available): an idle device, not paused."""
+        return self.status in (DEVICE_NOT_INUSE, DEVICE_UNKNOWN) and not self.paused
 
 
 @dataclass(frozen=True)
@@ -252,8 +248,11 @@ def _upsert_member(view: QueueView, ev: Mapping[str, str]) -> QueueView:
 
 
 def _agent_connect(view: QueueView, ev: Mapping[str, str]) -> QueueView:
-    # app_queue: holdtime = (3 * old + this call's hold) / 4, in whole seconds
-    holdtime = (view.holdtime * 3 + _int(ev.get("HoldTime"))) >> 2
+    # app_queue's recalc_holdtime(): the first call since the stats began sets it,
+    # later ones average (3 * old + new) / 4 in whole seconds
+    new = _int(ev.get("HoldTime"))
+    first = view.completed + view.abandoned == 0
+    holdtime = new if first else (view.holdtime * 3 + new) >> 2
     view = _set_in_call(view, ev.get("Interface", ""), True)
     # the caller's leave normally comes first; this covers a lost or reordered one
     uniqueid = ev.get("Uniqueid", "")
@@ -263,9 +262,12 @@ def _agent_connect(view: QueueView, ev: Mapping[str, str]) -> QueueView:
 
 
 def _agent_complete(view: QueueView, ev: Mapping[str, str]) -> QueueView:
-    talktime = (view.talktime * 3 + _int(ev.get("TalkTime"))) >> 2
+    # app_queue's update_queue(): the first completed call sets it, then the same average
+    new = _int(ev.get("TalkTime"))
+    completed = view.completed + 1
+    talktime = new if completed == 1 else (view.talktime * 3 + new) >> 2
     view = _set_in_call(view, ev.get("Interface", ""), False)
-    return replace(view, talktime=talktime, completed=view.completed + 1)
+    return replace(view, talktime=talktime, completed=completed)
 
 
 def _set_in_call(view: QueueView, interface: str, in_call: bool) -> QueueView:

@@ -111,6 +111,9 @@ def test_member_added_status_pause_and_removed():
     assert q.available == 1 and q.paused == 1
     q = run([member("Local/b@x", status=DEVICE_INUSE, in_call=True)], views={"q": q})["q"]
     assert q.available == 0 and q.in_call == 1 and q.logged_in == 2
+    # app_queue counts an idle device as available even while it says InCall
+    q = run([member("Local/b@x", in_call=True)], views={"q": q})["q"]
+    assert q.available == 1
     q = run([member("Local/b@x", status=DEVICE_UNAVAILABLE)], views={"q": q})["q"]
     assert q.logged_in == 1
     q = run([{"Event": "QueueMemberRemoved", "Queue": "q", "Interface": "Local/b@x"}],
@@ -124,7 +127,7 @@ def test_removing_an_unknown_member_is_harmless():
 
 
 def test_agent_connect_and_complete_keep_app_queue_averages():
-    views = {"q": QueueView(name="q", holdtime=8, talktime=20)}
+    views = {"q": QueueView(name="q", holdtime=8, talktime=20, completed=2)}
     views = run([member("Local/a@x"), join("c1", 1), leave("c1", 1, 0),
                  {"Event": "AgentConnect", "Queue": "q", "Interface": "Local/a@x",
                   "Uniqueid": "c1", "HoldTime": "4", "RingTime": "1"}], views=views)
@@ -135,8 +138,27 @@ def test_agent_connect_and_complete_keep_app_queue_averages():
               "Uniqueid": "c1", "HoldTime": "4", "TalkTime": "40", "Reason": "caller"}],
             views=views)["q"]
     assert q.talktime == (3 * 20 + 40) // 4 == 25
-    assert q.completed == 1
+    assert q.completed == 3
     assert not q.members["Local/a@x"].in_call
+
+
+def test_first_call_sets_the_averages_as_app_queue_does():
+    # app_queue: no completed/abandoned call yet -> the hold time is taken as is;
+    # the first completed call's talk time likewise (not 1/4 of it)
+    q = run([member("Local/a@x"),
+             {"Event": "AgentConnect", "Queue": "q", "Interface": "Local/a@x",
+              "Uniqueid": "c1", "HoldTime": "6"},
+             {"Event": "AgentComplete", "Queue": "q", "Interface": "Local/a@x",
+              "Uniqueid": "c1", "HoldTime": "6", "TalkTime": "9"}])["q"]
+    assert (q.holdtime, q.talktime, q.completed) == (6, 9, 1)
+
+
+def test_an_abandon_makes_the_next_hold_time_an_average():
+    q = run([join("a", 1),
+             {"Event": "QueueCallerAbandon", "Queue": "q", "Uniqueid": "a", "Position": "1"},
+             {"Event": "AgentConnect", "Queue": "q", "Interface": "Local/a@x",
+              "Uniqueid": "b", "HoldTime": "8"}])["q"]
+    assert q.holdtime == 2
 
 
 def test_agent_connect_removes_a_caller_whose_leave_was_lost():
