@@ -93,6 +93,9 @@ class _Session:
         # AMIProtocol.close() parks unanswered actions here for a resend; we fail them.
         self.awaiting_actions: list[actions.Action] = []
         self.save_stream = None
+        # every unanswered action of this connection, ours to fail when it drops:
+        # AMIProtocol.close() forgets half-answered list actions without failing them
+        self.pending: set[asyncio.Future[Any]] = set()
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.booted = asyncio.Event()
         self.protocol: AMIProtocol | None = None
@@ -101,18 +104,15 @@ class _Session:
         self.client._on_message(self, message)
 
     def connection_lost(self, exc: object) -> None:
-        for action in self.awaiting_actions:
-            if not action.future.done():
-                action.future.set_exception(
-                    AmiError(f"AMI connection lost before {action['action']} was answered "
-                             "(not resent)")
-                )
-        self.awaiting_actions.clear()
+        self.awaiting_actions.clear()  # never resent
         if self.protocol is not None:
-            for action in list(self.protocol.responses.values()):
-                if not action.future.done():
-                    action.future.set_exception(AmiError("AMI connection lost"))
             self.protocol.responses.clear()
+        for future in list(self.pending):
+            if not future.done():
+                future.set_exception(
+                    AmiError("AMI connection lost before the action was answered (not resent)")
+                )
+        self.pending.clear()
         if self.lost.done():
             return
         self.lost.set_result(None)
@@ -345,6 +345,8 @@ class AmiClient:
         # as_list=None: let panoramisk detect list responses (EventList: start); its
         # default False would complete QueueStatus with the bare "will follow" line
         future = session.protocol.send(action, as_list=None)
+        session.pending.add(future)
+        future.add_done_callback(session.pending.discard)
         limit = self.settings.action_timeout if timeout is None else timeout
         try:
             result: Any = await asyncio.wait_for(asyncio.shield(future), limit)

@@ -20,6 +20,7 @@ class FakeAmi:
         self.booted = booted
         self.login_delay = login_delay
         self.silent: set[str] = set()
+        self.half: set[str] = set()  # list actions answered with the start line only
         self.connections: list[list[dict[str, str]]] = []  # actions received, per connection
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
@@ -78,6 +79,9 @@ class FakeAmi:
                     if self.booted:
                         writer.write(b"Event: FullyBooted\r\nPrivilege: system,all\r\n"
                                      b"Status: Fully Booted\r\n\r\n")
+                elif name in self.half:
+                    writer.write(f"Response: Success\r\nActionID: {aid}\r\nEventList: start"
+                                 "\r\nMessage: Queue status will follow\r\n\r\n".encode())
                 elif name not in self.silent:
                     writer.write(f"Response: Success\r\nActionID: {aid}\r\n\r\n".encode())
 
@@ -117,6 +121,23 @@ async def test_action_in_flight_when_the_connection_drops_fails_and_is_never_res
         await client.action("CoreStatus")
         assert names(fake.connections[1]) == ["Login", "CoreStatus"]
         assert client.connects == 2
+    finally:
+        await client.close()
+
+
+async def test_a_half_answered_list_action_fails_at_once_when_the_connection_drops(fake):
+    fake.half.add("QueueStatus")
+    client = client_for(fake)
+    await client.start()
+    try:
+        await client.wait_ready(5)
+        pending = asyncio.create_task(client.action("QueueStatus", timeout=30))
+        await fake.wait_until(lambda: "QueueStatus" in names(fake.connections[0]))
+        fake.drop_all()
+        # AmiError at once, not AmiTimeout after 30 s (panoramisk forgets such actions)
+        with pytest.raises(AmiError, match="connection lost") as err:
+            await asyncio.wait_for(pending, 5)
+        assert not isinstance(err.value, AmiTimeout)
     finally:
         await client.close()
 
