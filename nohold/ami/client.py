@@ -240,7 +240,7 @@ class AmiClient:
                 logger.error("ami_login_failed user=%s error=%r", self.settings.user, str(exc))
             except (AmiError, OSError) as exc:
                 self.last_error = exc if isinstance(exc, AmiError) else AmiError(str(exc))
-                logger.warning("ami_connection_failed host=%s port=%s error=%r",
+                logger.warning("ami_connection_ended host=%s port=%s error=%r",
                                self.settings.host, self.settings.port, str(exc))
             finally:
                 self._ready.clear()
