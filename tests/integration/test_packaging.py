@@ -28,6 +28,8 @@ def test_wheel_carries_dialplan_templates_scenarios_and_migrations(tmp_path):
         "callbackdb/migrations/versions/0001_notice_plays.py",
         "agi_scripts/fastagi.py",
         "ari_apps/ivr/flow.py",
+        "nohold/ami/client.py",
+        "nohold/decisions/queue_state.py",
     ]:
         assert needed in names, f"{needed} missing from {wheel.name}"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

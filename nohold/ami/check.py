@@ -1,0 +1,160 @@
+"""`nohold check` over AMI: can nohold log in, will it get the events it needs, is the
+nohold dialplan loaded. Every problem says what to change and where.
+
+What the AMI user needs (manager.conf):
+  read = system,agent   system: FullyBooted/Shutdown (restarts); agent: app_queue events
+  write = reporting     ShowDialPlan (this check); QueueStatus/QueueSummary need none
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dialplan import NOHOLD_CONF
+from nohold.ami.client import AmiAuthError, AmiClient, AmiError, AmiErrorResponse, list_fields
+from nohold.ami.settings import SECRET_ENV, AmiSettings
+
+NOHOLD_CONTEXTS = ("nohold-inbound", "nohold-ivr")
+NEEDED_READ = ("system", "agent")
+_BOOT_WAIT = 3.0  # a booted Asterisk sends FullyBooted right after the login
+
+
+@dataclass
+class AmiCheckReport:
+    problems: list[str] = field(default_factory=list)  # each one: what is wrong, how to fix
+    notes: list[str] = field(default_factory=list)  # what was verified, or could not be
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+async def check_ami(
+    settings: AmiSettings, contexts: Sequence[str] = NOHOLD_CONTEXTS
+) -> AmiCheckReport:
+    """Log in once with `settings` and check permissions, app_queue and the dialplan."""
+    report = AmiCheckReport()
+    if not settings.enabled:
+        report.notes.append("ami: disabled (ami.enabled = false): no queue state")
+        return report
+    where = f"{settings.host}:{settings.port}"
+    user = settings.user
+    client = AmiClient(settings)
+    booted = asyncio.Event()
+    client.on_event(lambda e: booted.set() if e.get("Event") == "FullyBooted" else None)
+    try:
+        try:
+            await client.connect_once()
+        except AmiAuthError:
+            report.problems.append(
+                f"ami: Asterisk at {where} refused the login of user {user!r}: check that "
+                f"manager.conf has a [{user}] section whose secret = matches "
+                f"${SECRET_ENV} (or ami.secret), with a permit= covering this host, "
+                "then run `manager reload` in the Asterisk CLI"
+            )
+            return report
+        except AmiError as exc:
+            report.problems.append(
+                f"ami: {exc}: check manager.conf [general] enabled = yes, port = "
+                f"{settings.port} and bindaddr, and ami.host/ami.port in nohold.toml"
+            )
+            return report
+        report.notes.append(f"ami: logged in as {user!r} at {where}")
+
+        # Only a session whose user has read=system gets FullyBooted: an event that
+        # really arrived is the proof, whatever manager.conf looks like.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(booted.wait(), _BOOT_WAIT)
+        if not booted.is_set():
+            report.problems.append(
+                f"ami: no FullyBooted event within {_BOOT_WAIT:.0f}s of the login: the "
+                f"manager.conf user [{user}] lacks read=system (nohold needs it to notice "
+                "Asterisk restarts), or Asterisk is still booting; set "
+                f"read = {','.join(NEEDED_READ)}"
+            )
+        await _check_read_perms(client, user, report)
+        await _check_app_queue(client, report)
+        for context in contexts:
+            await _check_context(client, user, context, report)
+    finally:
+        await client.close()
+    return report
+
+
+async def _check_read_perms(client: AmiClient, user: str, report: AmiCheckReport) -> None:
+    """Read classes of the user, as Asterisk itself applies them.
+
+    No AMI action reports a session's read permissions, and none of the agent-class
+    events can be provoked without changing a queue (QueuePause, QueuePenalty...).
+    The CLI's `manager show user` shows them exactly ("read perm: system,agent"),
+    reached through the Command action when the user may run it (write=command).
+    Otherwise we say that it was not verified rather than guess.
+    """
+    try:
+        result = await client.action("Command", {"Command": f"manager show user {user}"})
+    except AmiErrorResponse:
+        report.notes.append(
+            f"ami: read=agent not verified (the user may not run `manager show user`, "
+            f"which needs write=command): make sure manager.conf [{user}] has "
+            f"read = {','.join(NEEDED_READ)}, or queue state stays empty"
+        )
+        return
+    output = "\n".join(f.get("Output", "") for f in list_fields(result))
+    match = re.search(r"read perm:\s*(\S*)", output)
+    if match is None:
+        report.notes.append(f"ami: read permissions not shown by `manager show user {user}`")
+        return
+    granted = set(match.group(1).split(","))
+    missing = [c for c in NEEDED_READ if c not in granted and "all" not in granted]
+    if missing:
+        report.problems.append(
+            f"ami: manager.conf user [{user}] lacks read={','.join(missing)} (it has "
+            f"read = {match.group(1) or '(nothing)'}): without agent nohold gets no "
+            "app_queue events (QueueCallerJoin, AgentConnect...), without system no "
+            f"restart notice; set read = {','.join(NEEDED_READ)} and run `manager reload`"
+        )
+    else:
+        report.notes.append(f"ami: read permissions include {','.join(NEEDED_READ)}")
+
+
+async def _check_app_queue(client: AmiClient, report: AmiCheckReport) -> None:
+    try:
+        result = await client.action("QueueSummary")
+    except AmiErrorResponse as exc:
+        report.problems.append(
+            f"ami: QueueSummary failed ({exc}): is app_queue loaded? "
+            "(`module load app_queue.so`; it needs a queues.conf)"
+        )
+        return
+    queues = [f["Queue"] for f in list_fields(result) if f.get("Event") == "QueueSummary"]
+    report.notes.append(f"ami: app_queue answers ({len(queues)} queues)")
+
+
+async def _check_context(
+    client: AmiClient, user: str, context: str, report: AmiCheckReport
+) -> None:
+    try:
+        result = await client.action("ShowDialPlan", {"Context": context})
+    except AmiErrorResponse as exc:
+        text = str(exc)
+        if "Permission denied" in text:
+            report.problems.append(
+                f"ami: user [{user}] may not run ShowDialPlan, so the dialplan cannot be "
+                f"checked: add write = reporting to [{user}] in manager.conf"
+            )
+        elif "Did not find context" in text:
+            report.problems.append(
+                f"dialplan: context [{context}] is not loaded in Asterisk: copy "
+                f"{NOHOLD_CONF} to Asterisk's config directory (e.g. /etc/asterisk/), add "
+                "the line `#include nohold.conf` to extensions.conf, then run "
+                "`dialplan reload`"
+            )
+        else:
+            report.problems.append(f"dialplan: ShowDialPlan {context} failed: {text}")
+        return
+    entries = [f for f in list_fields(result) if f.get("Event") == "ListDialplan"]
+    report.notes.append(f"dialplan: [{context}] loaded ({len(entries)} priorities)")
