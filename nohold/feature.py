@@ -23,6 +23,7 @@ from agi_scripts.fastagi import Route as AgiRoute
 from ari_apps.ari_client import AriClient
 from ari_apps.runtime import StasisFeature
 from callbackdb.notice_ledger import NoticeLedger
+from nohold.ami.queues import QueueMonitor
 from nohold.config import Section, Settings
 
 
@@ -38,6 +39,8 @@ class ServiceContext:
     # One bounded HTTP connection pool for every ARI client (Asterisk's
     # http.conf sessionlimit is shared by all of them, 100 by default).
     http: aiohttp.ClientSession
+    # Live app_queue state, when the ami feature runs (features started after it see it).
+    queues: QueueMonitor | None = None
 
     def ari(self, app: str) -> AriClient:
         a = self.settings.ari

@@ -10,9 +10,11 @@ from typing import Any
 from agi_scripts import notice_once
 from ari_apps.ivr import feature as ivr
 from nohold import config
+from nohold.ami import feature as ami
 from nohold.feature import Feature
 
-FEATURES: tuple[Feature, ...] = (ivr.FEATURE, notice_once.FEATURE)
+# In start order: ami first, so that later features find the queue state.
+FEATURES: tuple[Feature, ...] = (ami.FEATURE, ivr.FEATURE, notice_once.FEATURE)
 
 
 def sections() -> tuple[config.Section, ...]:

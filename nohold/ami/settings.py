@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nohold.config import ConfigError, _bounded, _Table
+from nohold.config import ConfigError, Table, bounded
 
 SECRET_ENV = "NOHOLD_AMI_SECRET"
 # manager.conf user names are section names: no brackets, no spaces, no ';'.
@@ -21,7 +21,9 @@ _HOST = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
 
 @dataclass(frozen=True)
 class AmiSettings:
-    enabled: bool = True
+    # Off in the built-in defaults, which must run as they are: a manager.conf user
+    # and its secret are the admin's to create. The IVR needs no AMI.
+    enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 5038
     user: str = "nohold"
@@ -38,19 +40,17 @@ class AmiSettings:
         )
 
 
-def parse_ami_settings(raw: Mapping[str, Any], env: Mapping[str, str]) -> AmiSettings:
+def parse_ami_settings(raw: Mapping[str, Any] | Table, env: Mapping[str, str]) -> AmiSettings:
     """Validate the [ami] table (`raw`, may be empty) plus NOHOLD_AMI_SECRET from `env`."""
-    t = _Table(dict(raw), "ami")
+    t = raw if isinstance(raw, Table) else Table(dict(raw), "ami")
     enabled = t.get("enabled", bool, AmiSettings.enabled)
     host = t.get("host", str, AmiSettings.host)
-    port = t.get("port", int, AmiSettings.port)
+    port = t.integer("port", AmiSettings.port, 1, 65535)
     user = t.get("user", str, AmiSettings.user)
     secret = t.get("secret", str, AmiSettings.secret)
-    connect_timeout = _bounded(t, "connect_timeout", AmiSettings.connect_timeout, 0.1, 120)
-    action_timeout = _bounded(t, "action_timeout", AmiSettings.action_timeout, 0.1, 300)
+    connect_timeout = bounded(t, "connect_timeout", AmiSettings.connect_timeout, 0.1, 120)
+    action_timeout = bounded(t, "action_timeout", AmiSettings.action_timeout, 0.1, 300)
     t.done()
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"ami.port = {port!r}: must be between 1 and 65535")
     if not _HOST.match(host):
         raise ConfigError(f"ami.host = {host!r}: expected a host name or IP address")
     if not _USER.match(user):

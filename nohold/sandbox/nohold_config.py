@@ -17,6 +17,8 @@ def sandbox_overrides(box: Sandbox, database_url: str) -> dict[str, Any]:
         # A free port: the machine may already run a nohold (or anything) on 4573.
         "agi": {"port": free_port()},
         "ari": {"url": box.ari_url, "user": box.ari_user, "password": box.ari_password},
+        "ami": {"enabled": True, "port": box.ami_port, "user": box.ami_user,
+                "secret": box.ami_password},
         "database": {"url": database_url},
         "prompts": {
             "dir": str(box.prompts_dir),
@@ -58,5 +60,5 @@ def write_sandbox_config(box: Sandbox, path: Path, extra: dict[str, Any] | None 
     path.write_text(
         "# Written by `nohold sandbox up`: nohold against the sandbox Asterisk.\n" + to_toml(data)
     )
-    path.chmod(0o600)  # holds the sandbox's ARI password
+    path.chmod(0o600)  # holds the sandbox's ARI password and AMI secret
     return path

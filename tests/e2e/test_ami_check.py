@@ -35,8 +35,9 @@ def users(asterisk: Sandbox) -> Sandbox:
 
 def settings_for(box: Sandbox, user: str | None = None, **kw) -> AmiSettings:
     if user is None:
-        return AmiSettings(port=box.ami_port, user=box.ami_user, secret=box.ami_password, **kw)
-    return AmiSettings(port=box.ami_port, user=user, secret=f"pw-{user}", **kw)
+        return AmiSettings(enabled=True, port=box.ami_port, user=box.ami_user,
+                           secret=box.ami_password, **kw)
+    return AmiSettings(enabled=True, port=box.ami_port, user=user, secret=f"pw-{user}", **kw)
 
 
 async def test_a_well_configured_user_passes_and_says_what_it_verified(asterisk):
@@ -49,7 +50,7 @@ async def test_a_well_configured_user_passes_and_says_what_it_verified(asterisk)
 
 
 async def test_a_wrong_secret_says_to_check_manager_conf(asterisk):
-    s = AmiSettings(port=asterisk.ami_port, user=asterisk.ami_user, secret="wrong")
+    s = AmiSettings(enabled=True, port=asterisk.ami_port, user=asterisk.ami_user, secret="wrong")
     report = await check_ami(s)
     assert len(report.problems) == 1
     assert "refused the login of user 'nohold'" in report.problems[0]
@@ -58,7 +59,7 @@ async def test_a_wrong_secret_says_to_check_manager_conf(asterisk):
 
 
 async def test_nothing_listening_says_where_it_tried():
-    s = AmiSettings(port=free_port(), secret="x", connect_timeout=2)
+    s = AmiSettings(enabled=True, port=free_port(), secret="x", connect_timeout=2)
     report = await check_ami(s)
     assert len(report.problems) == 1
     assert f"127.0.0.1:{s.port}" in report.problems[0] and "enabled = yes" in report.problems[0]

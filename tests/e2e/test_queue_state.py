@@ -130,7 +130,7 @@ def own_asterisk() -> Iterator[Sandbox]:
 @pytest.fixture
 async def ami(own_asterisk: Sandbox) -> AsyncIterator[tuple[AmiClient, QueueMonitor]]:
     settings = AmiSettings(
-        port=own_asterisk.ami_port, user=own_asterisk.ami_user,
+        enabled=True, port=own_asterisk.ami_port, user=own_asterisk.ami_user,
         secret=own_asterisk.ami_password, action_timeout=5.0,
     )
     client = AmiClient(settings, backoff_base=0.2, backoff_cap=1.0)

@@ -95,7 +95,8 @@ async def fake():
 
 
 def client_for(fake: FakeAmi, **kw) -> AmiClient:
-    settings = AmiSettings(port=fake.port, secret=kw.pop("secret", "pw"), action_timeout=2.0,
+    settings = AmiSettings(enabled=True, port=fake.port, secret=kw.pop("secret", "pw"),
+                           action_timeout=2.0,
                            connect_timeout=2.0)
     return AmiClient(settings, backoff_base=0.05, backoff_cap=0.1, **kw)
 
