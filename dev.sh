@@ -2,6 +2,9 @@
 # The project's two entry points on a fresh Debian 12 machine:
 #   ./dev.sh demo   sandbox Asterisk 22 + nohold on SQLite + one scripted call
 #   ./dev.sh test   everything the tests need, then all tests (unit, e2e, PostgreSQL)
+#   ./dev.sh test --repeat-fresh N [pytest args]
+#                   the whole suite N times in a row, each run against a fresh
+#                   sandbox Asterisk of its own; prints each run's result and time
 # Both install what they need first: Debian packages (needs root or sudo) and a
 # virtualenv in .venv. Asterisk itself goes into a private Debian root (see
 # nohold/sandbox/rootfs.py), never onto the host.
@@ -45,6 +48,24 @@ install_python() {
     fi
 }
 
+# A flaky test is a defect: run the suite N times, each pytest session starting its
+# own sandbox Asterisk, and report every run, not just the last.
+repeat_fresh() {
+    local runs=$1 failed=0 i start code
+    shift
+    for i in $(seq 1 "$runs"); do
+        start=$(date +%s)
+        set +e
+        .venv/bin/python -m pytest -p no:cacheprovider -q "$@" >".venv/repeat-$i.log" 2>&1
+        code=$?
+        set -e
+        echo "run $i/$runs: exit $code in $(( $(date +%s) - start ))s: $(grep -E '(passed|failed|error)' ".venv/repeat-$i.log" | tail -n 1) (log: .venv/repeat-$i.log)"
+        [ "$code" -eq 0 ] || failed=$((failed + 1))
+    done
+    echo "$((runs - failed)) of $runs runs green"
+    exit $(( failed > 0 ))
+}
+
 case "${1:-}" in
     demo)
         install_debian_packages
@@ -57,6 +78,10 @@ case "${1:-}" in
         shift
         .venv/bin/ruff check .
         .venv/bin/mypy ari_apps callbackdb nohold agi_scripts dialplan
+        .venv/bin/lint-imports --no-cache   # the layers of docs/architecture.md
+        if [ "${1:-}" = "--repeat-fresh" ]; then
+            repeat_fresh "${2:?--repeat-fresh needs a count}" "${@:3}"
+        fi
         exec .venv/bin/python -m pytest "$@"
         ;;
     *)

@@ -1,6 +1,6 @@
 """A FastAGI server: panoramisk's AGI result parser, with connection handling of our own.
 
-Why not panoramisk's `Application.handler` as is (docs/decisions/0004-fastagi.md):
+Why not panoramisk's `Application.handler` as is (docs/decisions/0005-fastagi.md):
 its header loop never checks EOF, so one TCP health check that connects and
 closes spins the event loop forever; it catches BaseException (swallowing task
 cancellation); `script?x=1` finds no route; a socket closed mid-command raises

@@ -166,7 +166,12 @@ def sandbox_down(name: str) -> None:
         click.echo(f"sandbox {name!r} is not up")
         return
     Sandbox.load(state).stop()
-    state.unlink()
+    # The config holds the dead sandbox's ARI password and AMI secret; the database
+    # only made sense against it.
+    config = STATE_DIR / f"sandbox-{name}.toml"
+    for leftover in (state, config, config.with_suffix(".db"),
+                     config.with_suffix(".db-wal"), config.with_suffix(".db-shm")):
+        leftover.unlink(missing_ok=True)
     click.echo(f"sandbox {name!r} stopped")
 
 

@@ -97,6 +97,13 @@ def _convert(source: Path, target: Path, effects: list[str] | None = None) -> No
 def check_prompts(settings: Settings) -> dict[str, float]:
     """Every prompt the IVR uses exists; the notice is within its maximum. Returns durations."""
     durations: dict[str, float] = {}
+    for name, source in sorted(settings.prompts.files.items()):
+        # Else Asterisk would go on playing whatever an earlier build left behind.
+        if not source.is_file():
+            raise PromptError(
+                f"[prompts.files].{name} = {str(source)!r}: no such file; fix the path, or "
+                f"remove the line to speak [prompts.texts].{name} instead"
+            )
     for name in settings.prompts.names():
         path = find_prompt_file(settings.prompts.dir, name)
         if path is None:

@@ -1,7 +1,8 @@
 """A scripted caller for tests and the demo: a real call into the sandbox, driven over ARI.
 
 Why not SIP: a Local channel pair originated over ARI needs no RTP, gives us
-both halves' ids up front and lets us press real DTMF (ASTERISK.md). The ";1"
+both halves' ids up front and lets us press real DTMF (tried first-hand: an ARI
+originated Local pair whose ";1" gets POST /channels/{id}/dtmf). The ";1"
 half sits in our own Stasis app (our "phone"); the ";2" half runs the dialplan
 and the IVR under test. What the caller experiences is read from ARI events of
 every channel sharing the call's linkedid (so a transfer to a new channel, a

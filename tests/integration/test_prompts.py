@@ -7,7 +7,7 @@ import wave
 
 import pytest
 
-from nohold.prompts import PromptError, build_prompts
+from nohold.prompts import PromptError, build_prompts, check_prompts
 from nohold.registry import parse_settings
 
 
@@ -37,3 +37,16 @@ def test_unknown_voice_is_a_clear_error(tmp_path):
     settings = parse_settings({"prompts": {"dir": str(tmp_path), "language": "xx"}})
     with pytest.raises(PromptError, match="espeak-ng failed for voice 'xx'"):
         build_prompts(settings.prompts)
+
+
+def test_check_refuses_a_recording_that_went_missing_after_an_earlier_build(tmp_path):
+    """An earlier text-rendered notice.wav in the prompt dir must not stand in for a
+    configured recording that does not exist (check and run would play the old one)."""
+    built_from_text = parse_settings({"prompts": {"dir": str(tmp_path)}})
+    build_prompts(built_from_text.prompts)
+    assert check_prompts(built_from_text)["notice"] > 0
+    settings = parse_settings({"prompts": {"dir": str(tmp_path),
+                                           "files": {"notice": "/nonexistent/notice.wav"}}})
+    with pytest.raises(PromptError, match=r"\[prompts.files\].notice = '/nonexistent/notice.wav'"
+                                          r": no such file"):
+        check_prompts(settings)
