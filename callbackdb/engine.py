@@ -33,7 +33,14 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     full = async_url(url)
     parsed = make_url(full)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseUrlError(
+                f"cannot create {folder} for the SQLite database ({exc.strerror}): "
+                "choose a writable path in database.url"
+            ) from None
     if parsed.get_backend_name() == "sqlite":
         # One connection per process: writers queue in-process instead of several
         # pooled connections fighting over SQLite's write lock (busy-sleep retries

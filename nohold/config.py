@@ -283,6 +283,37 @@ def route(t: Table, name: str, value: Any) -> Route:
         raise ConfigError(f"{t.key(name)} = {value!r}: {exc}") from None
 
 
+HOST = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
+# Asterisk context (and ARI user/app) names: no spaces, brackets, ';' or ','.
+DIALPLAN_NAME = re.compile(r"^[A-Za-z0-9_+.@-]{1,79}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def matching(t: Table, name: str, default: str, pattern: re.Pattern[str], what: str) -> str:
+    """A string that must match `pattern`; `what` tells the admin what is allowed."""
+    value = str(t.get(name, str, default))
+    if not pattern.match(value):
+        raise ConfigError(f"{t.key(name)} = {value!r}: expected {what}")
+    return value
+
+
+def text(t: Table, name: str, default: str, max_len: int = 200) -> str:
+    """Free text on one line: not blank, no control characters, bounded."""
+    value = str(t.get(name, str, default))
+    if not value.strip() or _CONTROL.search(value) or len(value) > max_len:
+        raise ConfigError(
+            f"{t.key(name)} = {value!r}: expected 1-{max_len} characters on one line"
+        )
+    return value
+
+
+def absolute_path(t: Table, name: str, default: str, *, empty_ok: bool = False) -> str:
+    value = str(t.get(name, str, default))
+    if (value or not empty_ok) and not Path(value).is_absolute():
+        raise ConfigError(f"{t.key(name)} = {value!r}: expected an absolute path")
+    return value
+
+
 def parse_settings(
     raw: Mapping[str, Any],
     source: str = "built-in defaults",
@@ -296,7 +327,8 @@ def parse_settings(
     t = top.table("ari")
     ari = AriSettings(
         url=t.get("url", str, AriSettings.url),
-        user=t.get("user", str, AriSettings.user),
+        user=matching(t, "user", AriSettings.user, DIALPLAN_NAME,
+                      "an ari.conf user name (letters, digits, '_', '.', '@', '-')"),
         password=t.get("password", str, AriSettings.password),
         app=t.get("app", str, AriSettings.app),
     )
@@ -308,11 +340,13 @@ def parse_settings(
         )
     if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", ari.app):
         raise ConfigError(f"ari.app = {ari.app!r}: letters, digits, '_', '.', '-' only")
+    if _CONTROL.search(ari.password):
+        raise ConfigError("ari.password contains a control character (a line break?)")
 
     t = top.table("database")
     database = DatabaseSettings(url=t.get("url", str, DatabaseSettings.url))
     t.done()
-    if not database.url.startswith(("sqlite", "postgresql")):
+    if not re.match(r"^(sqlite:///.+|postgresql(\+[a-z0-9]+)?://.+)$", database.url):
         raise ConfigError(
             f"database.url = {database.url!r}: use sqlite:///path or postgresql://user@host/db"
         )
@@ -329,15 +363,18 @@ def parse_settings(
     t = top.table("notice")
     notice = NoticeSettings(
         prompt=t.get("prompt", str, NoticeSettings.prompt),
-        version=t.get("version", str, NoticeSettings.version),
+        version=text(t, "version", NoticeSettings.version, max_len=32),
         max_seconds=bounded(t, "max_seconds", NoticeSettings.max_seconds, 0.5, 60.0),
     )
     t.done()
 
     t = top.table("routes")
     routes = RouteSettings(
-        queue_context=t.get("queue_context", str, RouteSettings.queue_context),
-        person_context=t.get("person_context", str, RouteSettings.person_context),
+        queue_context=matching(t, "queue_context", RouteSettings.queue_context, DIALPLAN_NAME,
+                               "a dialplan context name (letters, digits, '_', '-', '.')"),
+        person_context=matching(t, "person_context", RouteSettings.person_context,
+                                DIALPLAN_NAME,
+                                "a dialplan context name (letters, digits, '_', '-', '.')"),
     )
     t.done()
 
@@ -349,7 +386,7 @@ def parse_settings(
         raise ConfigError(f"agi.allow = {allow!r}: {exc}") from None
     agi = AgiSettings(
         enabled=t.get("enabled", bool, True),
-        host=t.get("host", str, "127.0.0.1"),
+        host=matching(t, "host", "127.0.0.1", HOST, "an IP address or host name to listen on"),
         port=t.integer("port", 4573, 1, 65535),
         allow=networks,
         command_timeout=bounded(t, "command_timeout", AgiSettings.command_timeout, 0.5, 60.0),
@@ -401,8 +438,8 @@ def _parse_prompts(t: Table) -> PromptSettings:
     tf.done()
     settings = PromptSettings(
         language=t.get("language", str, "en"),
-        dir=Path(t.get("dir", str, str(PromptSettings.dir))),
-        asterisk_dir=t.get("asterisk_dir", str, ""),
+        dir=Path(absolute_path(t, "dir", str(PromptSettings.dir))),
+        asterisk_dir=absolute_path(t, "asterisk_dir", "", empty_ok=True),
         texts=texts,
         files=files,
     )

@@ -21,7 +21,7 @@ from agi_scripts.fastagi import FastAgiServer
 from agi_scripts.fastagi import Route as AgiRoute
 from ari_apps.ari_client import AriClient, AriError, AriHttpError
 from ari_apps.runtime import StasisRuntime
-from callbackdb.engine import make_engine
+from callbackdb.engine import DatabaseUrlError, make_engine
 from callbackdb.migrate import current_revision, head_revision
 from callbackdb.notice_ledger import NoticeLedger
 from nohold import registry
@@ -57,7 +57,10 @@ async def preflight(settings: Settings) -> Report:
         durations = check_prompts(settings)
     except PromptError as exc:
         raise StartupError(str(exc)) from None
-    engine = make_engine(settings.database.url)
+    try:
+        engine = make_engine(settings.database.url)
+    except DatabaseUrlError as exc:
+        raise StartupError(f"database.url = {settings.database.url!r}: {exc}") from None
     try:
         revision = await current_revision(engine)
     except Exception as exc:  # noqa: BLE001 - any driver error means "cannot reach the DB"

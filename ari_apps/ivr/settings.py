@@ -126,16 +126,16 @@ def check_ivr(ivr: IvrSettings, s: Settings) -> None:
                     f"ivr.menus.{menu.name}.options.{key} = {opt.route}: no menu "
                     f"{opt.route.target!r}; defined: {', '.join(ivr.menus)}"
                 )
-            if opt.identify:
-                if opt.route.kind == "menu":
-                    raise ConfigError(
-                        f"ivr.menus.{menu.name}.options.{key}: identify applies to routes that "
-                        "leave the IVR (queue, person, dialplan), not to menus"
-                    )
-                ident = ivr.identification
-                needed["ivr.identification.customer_number_prompt"] = (
-                    ident.customer_number_prompt)
-                needed["ivr.identification.second_factor_prompt"] = ident.second_factor_prompt
+            if opt.identify and opt.route.kind == "menu":
+                raise ConfigError(
+                    f"ivr.menus.{menu.name}.options.{key}: identify applies to routes that "
+                    "leave the IVR (queue, person, dialplan), not to menus"
+                )
+    # Checked even when no option identifies yet: turning one on later must not
+    # meet a prompt that was never there.
+    ident = ivr.identification
+    needed["ivr.identification.customer_number_prompt"] = ident.customer_number_prompt
+    needed["ivr.identification.second_factor_prompt"] = ident.second_factor_prompt
     for used_by, prompt in sorted(needed.items()):
         check_prompt_known(s, prompt, used_by)
 

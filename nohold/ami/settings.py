@@ -11,12 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nohold.config import ConfigError, Table, bounded
+from nohold.config import HOST, ConfigError, Table, bounded
 
 SECRET_ENV = "NOHOLD_AMI_SECRET"
 # manager.conf user names are section names: no brackets, no spaces, no ';'.
 _USER = re.compile(r"^[A-Za-z0-9_.@-]{1,80}$")
-_HOST = re.compile(r"^[A-Za-z0-9_.:-]{1,253}$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ def parse_ami_settings(raw: Mapping[str, Any] | Table, env: Mapping[str, str]) -
     connect_timeout = bounded(t, "connect_timeout", AmiSettings.connect_timeout, 0.1, 120)
     action_timeout = bounded(t, "action_timeout", AmiSettings.action_timeout, 0.1, 300)
     t.done()
-    if not _HOST.match(host):
+    if not HOST.match(host):
         raise ConfigError(f"ami.host = {host!r}: expected a host name or IP address")
     if not _USER.match(user):
         raise ConfigError(

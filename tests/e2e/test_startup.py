@@ -27,7 +27,7 @@ def test_check_reports_every_part_ok(config):
     result = run_cli(config(), "check")
     assert result.returncode == 0, result.stderr
     for part in ("config: ok", "prompts: ok", "database: ok (schema 0001)",
-                 "ari: ok (Asterisk 22."):
+                 "ari: ok (Asterisk 22.", "ami: logged in as 'nohold'"):
         assert part in result.stdout
 
 
@@ -44,6 +44,11 @@ def test_too_long_notice_stops_start_up_with_its_measured_length(config, prompts
         ({"ivr": {"max_repeat": 3}}, "unknown key ivr.max_repeat = 3; allowed in [ivr]:"),
         ({"ivr": {"fallback": "menu:main"}}, "never another menu"),
         ({"ari": {"url": "localhost:8088"}}, "ari.url = 'localhost:8088'"),
+        ({"ivr": {"max_repeats": 2.7}}, "ivr.max_repeats = 2.7: expected an integer"),
+        ({"ivr": {"max_repeats": "two"}}, "ivr.max_repeats = 'two': expected an integer"),
+        ({"agi": {"port": 0}}, "agi.port = 0: must be between 1 and 65535"),
+        ({"agi": {"port": "4573"}}, "agi.port = '4573': expected an integer"),
+        ({"ami": {"enabled": True, "secret": ""}}, "ami.secret is empty"),
     ],
 )
 def test_broken_config_stops_start_up_naming_the_key(config, overrides, message):
@@ -71,6 +76,21 @@ def test_wrong_ari_password_is_named(config):
     result = run_cli(config({"ari": {"password": "wrong"}}), "check")
     assert result.returncode == 1
     assert "refused: 401" in result.stderr and "ari.conf" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_database_path_that_cannot_exist_is_named_not_a_traceback(config, command):
+    result = run_cli(config({"database": {"url": "sqlite:////proc/nohold/x.db"}},
+                            upgrade=False), command)
+    assert result.returncode == 1
+    assert "cannot create /proc/nohold for the SQLite database" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_names_ami_credentials_that_asterisk_refuses(config):
+    result = run_cli(config({"ami": {"secret": "wrong"}}), "check")
+    assert result.returncode == 1
+    assert "ami: Asterisk at 127.0.0.1:" in result.stderr and "refused the login" in result.stderr
 
 
 def test_missing_prompt_audio_says_how_to_build_it(config, tmp_path):
@@ -112,6 +132,8 @@ def test_sandbox_cli_up_status_down(tmp_path):
         down = sandbox("down")
     assert down.returncode == 0 and "stopped" in down.stdout
     assert sandbox("status").returncode == 1
+    # Nothing of the dead sandbox is left: not its password, not its database.
+    assert sorted(p.name for p in (tmp_path / "nohold").iterdir()) == []
 
 
 def test_the_readme_demo_places_a_call_and_tells_what_the_caller_heard(tmp_path):
