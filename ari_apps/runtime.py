@@ -158,6 +158,12 @@ class StasisRuntime:
                 log.info("reconcile_gone app=%s channel=%s", self.app, channel_id)
                 ch.gone.set()
                 self.channels.pop(channel_id, None)
+        for channel_id, ch in list(self.channels.items()):
+            try:
+                await ch.recheck_playbacks()
+            except AriError as exc:
+                log.warning("reconcile_playbacks_failed app=%s channel=%s error=%s", self.app,
+                            channel_id, exc)
         for channel_id in sorted(present - set(self.channels)):
             log.warning("reconcile_orphan app=%s channel=%s: sending to fallback",
                         self.app, channel_id)

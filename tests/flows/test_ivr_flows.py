@@ -286,8 +286,6 @@ async def test_after_a_socket_drop_reconcile_sends_an_orphan_to_the_fallback(
     assert ivr.runtime.channels == {}
 
 
-@pytest.mark.xfail(strict=True, reason="bug: reconcile does not recheck the playbacks a "
-                   "known call waits for; one that ended during the drop strands the caller")
 async def test_a_playback_that_ended_while_the_socket_was_down_does_not_strand_the_caller(
         fake: FakeAri, start_ivr: IvrFactory):
     """Asterisk does not replay the PlaybackFinished missed during a drop; a flow waiting
