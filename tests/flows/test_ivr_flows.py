@@ -369,3 +369,28 @@ async def test_log_lines_carry_the_call_id(fake: FakeAri, start_ivr: IvrFactory,
     mine = [r for r in caplog_calls.records if f"channel={call.id}" in r.getMessage()]
     assert mine and {r.call for r in mine} == {call.linkedid}  # type: ignore[attr-defined]
     assert logging.getLogger("nohold.ivr").isEnabledFor(logging.INFO)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: reconcile takes a channel whose StasisStart is "
+                   "still on its way for an orphan and sends it to the fallback")
+async def test_a_call_entering_stasis_while_reconcile_asks_is_served_not_orphaned(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    """Asterisk lists a channel in the app as soon as it enters Stasis; its StasisStart
+    can still be on its way when reconcile's GET /applications is answered."""
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    entered: list[FakeCall] = []
+
+    async def a_call_enters_meanwhile(_request) -> None:  # type: ignore[no-untyped-def]
+        if not entered:
+            fake.hold_events(APP)
+            entered.append(await fake.new_call(APP, ["main", "1767225400.1"]))
+            asyncio.get_running_loop().call_later(0.05, fake.release_events, APP)
+
+    fake.on_request("GET", f"/applications/{APP}", a_call_enters_meanwhile)
+    await fake.drop_socket(APP)
+    await fake.wait_request("GET", f"/applications/{APP}", count=2)
+    call, = entered
+    await call.wait_playing("main_menu")
+    assert call.continued_to is None and call.id in ivr.runtime.channels
+    assert "reconcile_orphan" not in caplog_calls.text

@@ -269,6 +269,8 @@ class FakeAri:
         self._sockets: dict[str, _Socket] = {}
         self._all_sockets: list[_Socket] = []
         self._hooks: dict[str, list[Hook]] = {}
+        self._request_hooks: list[tuple[str, str, Callable[[Received], Any]]] = []
+        self._held: dict[str, list[dict[str, Any]]] = {}
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._changed = asyncio.Event()
@@ -370,6 +372,22 @@ class FakeAri:
         the hook emits comes after it). An async hook runs as a task."""
         self._hooks.setdefault(event_type, []).append(hook)
 
+    def on_request(self, method: str, path: str, hook: Callable[[Received], Any]) -> None:
+        """Run `hook(request)` (awaited if async) before the fake answers each matching
+        request: to make something happen between a request and its answer."""
+        self._request_hooks.append((method, path, hook))
+
+    def hold_events(self, app: str) -> None:
+        """Events for `app` wait (in order) until release_events(): an event still in
+        Asterisk's queue or on the wire while the app's REST requests are answered."""
+        self._held.setdefault(app, [])
+
+    def release_events(self, app: str) -> None:
+        sock = self._sockets.get(app)
+        for event in self._held.pop(app, []):
+            if sock is not None:
+                sock.queue.put_nowait(event)
+
     def fail(self, method: str, path: str, status: int = 500, *, times: int = 1,
              drop: bool = False) -> Fault:
         """The next `times` requests matching `method` ("*": any) and the fnmatch
@@ -432,7 +450,9 @@ class FakeAri:
         event = {**event, "application": app, "asterisk_id": "fa:ke:00:00:00:01",
                  "timestamp": "2026-01-01T00:00:00.000+0000"}
         sock = self._sockets.get(app) if deliver else None
-        if sock is not None:
+        if sock is not None and app in self._held:
+            self._held[app].append(event)
+        elif sock is not None:
             sock.queue.put_nowait(event)
         self.events.append(Sent(app, event, sock is not None))
         self._touch()
@@ -469,6 +489,11 @@ class FakeAri:
                         return web.Response(status=500)
                     seen.status = fault.status
                     return _error(fault.status, "Injected fault")
+            for method, pattern, hook in self._request_hooks:
+                if method in (request.method, "*") and fnmatch.fnmatchcase(seen.path, pattern):
+                    result = hook(seen)
+                    if result is not None:
+                        await result
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
