@@ -371,8 +371,6 @@ async def test_log_lines_carry_the_call_id(fake: FakeAri, start_ivr: IvrFactory,
     assert logging.getLogger("nohold.ivr").isEnabledFor(logging.INFO)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: reconcile takes a channel whose StasisStart is "
-                   "still on its way for an orphan and sends it to the fallback")
 async def test_a_call_entering_stasis_while_reconcile_asks_is_served_not_orphaned(
         fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
     """Asterisk lists a channel in the app as soon as it enters Stasis; its StasisStart
