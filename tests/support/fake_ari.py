@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import fnmatch
 import itertools
 import json
@@ -391,7 +392,9 @@ class FakeAri:
     def fail(self, method: str, path: str, status: int = 500, *, times: int = 1,
              drop: bool = False) -> Fault:
         """The next `times` requests matching `method` ("*": any) and the fnmatch
-        `path` (no /ari prefix) answer `status`, or lose their connection (`drop`)."""
+        `path` (no /ari prefix) answer `status`, or lose their connection (`drop`).
+        Mind that aiohttp's client resends an idempotent request (GET, DELETE) once when
+        a kept-alive connection drops: such a drop needs times=2 to reach the app."""
         fault = Fault(method, path, status, drop, times)
         self.faults.append(fault)
         return fault
@@ -413,10 +416,12 @@ class FakeAri:
     # -- waiting and asserting -------------------------------------------------------
     async def until(self, pred: Callable[[], bool], timeout: float = 2.0,  # noqa: ASYNC109
                     what: str = "condition") -> None:
-        """Until `pred()` holds, re-checked whenever the fake sees or sends anything."""
+        """Until `pred()` holds: re-checked whenever the fake sees or sends anything, and
+        every few ms for predicates over the client's side (what the app received)."""
         async def wait() -> None:
             while not pred():
-                await self._changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.005)
         try:
             await asyncio.wait_for(wait(), timeout)
         except TimeoutError:
