@@ -392,3 +392,19 @@ async def test_a_call_entering_stasis_while_reconcile_asks_is_served_not_orphane
     await call.wait_playing("main_menu")
     assert call.continued_to is None and call.id in ivr.runtime.channels
     assert "reconcile_orphan" not in caplog_calls.text
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a notice playback that fails with the caller "
+                   "still there waits for a hang-up twice (Channel._check_finished, then "
+                   "IvrFlow._why_cut_short): 2 s of silence instead of 1")
+async def test_a_notice_that_fails_to_play_costs_the_caller_one_second_of_silence_not_two(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    fake.playback_policy = (lambda call, media: PlaybackPolicy.fail()
+                            if media.endswith("/notice") else PlaybackPolicy.never())
+    ivr = await start_ivr(MENU_WAITS, notice_seconds=5.0)
+    call = await ivr.call()
+    started = asyncio.get_running_loop().time()
+    await call.wait_playing("main_menu", timeout=3.0)
+    waited = asyncio.get_running_loop().time() - started
+    assert (await notice_row(ivr, call)).outcome == "failed"
+    assert waited < 1.5, f"{waited:.2f}s of silence before the menu"
