@@ -28,6 +28,15 @@ other events the IVR ignores, Asterisk's HTTP session limit and timing (inject
 them as faults), parameter validation beyond what the runtime sends, and the
 exact JSON of every model (only the fields nohold reads, plus a few for realism).
 
+The test's side: `call = await fake.new_call(app, args, caller)` (StasisStart),
+`call.press()`, `call.hang_up(playbacks="first"|"after_stasis_end")`,
+`call.finish_playback(state=...)`, `call.wait_playing(prompt)`; `fake.playback_policy`
+(at once / after N ms / never / fail, or a function of call and media);
+`fake.on(event_type, hook)`, `fake.on_request(method, path, hook)`,
+`fake.hold_events()`/`release_events()`; faults: `fake.fail(method, path, status,
+times=, drop=)`, `fake.drop_socket(app)`; records: `fake.requests`, `fake.events`,
+`fake.sent(...)`, `fake.requested(...)`, `await fake.until(pred)`.
+
 Deterministic by design: the fake never sleeps. Events are sent in the order the
 fake emits them; a playback ends when the test says so, at once, or after a
 delay the test chose (`playback_policy`).
