@@ -39,6 +39,9 @@ class Channel:
         self.gone = asyncio.Event()
         # playback id -> its final state ("done", or "failed" e.g. on hang-up)
         self._playbacks: dict[str, asyncio.Future[str]] = {}
+        # Those of them Asterisk has accepted (the POST returned): only these can be
+        # asked about after a reconnect without mistaking "not yet" for "ended".
+        self._accepted: set[str] = set()
 
     # -- events ---------------------------------------------------------------------
     def feed(self, event: dict[str, Any]) -> None:
@@ -95,6 +98,8 @@ class Channel:
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._playbacks[playback_id] = done
         await self._rest("POST", f"/channels/{self.id}/play/{playback_id}", media=media)
+        if not done.done():
+            self._accepted.add(playback_id)
         if not interruptible:
             await self._check_finished(await self._until_gone(done))
             return None
@@ -134,6 +139,24 @@ class Channel:
             await self.ari.request("DELETE", f"/playbacks/{playback_id}")
         except (AriNotFound, AriConflict):
             pass  # finished on its own meanwhile, or the channel is gone
+
+    async def recheck_playbacks(self) -> None:
+        """After a reconnect: a PlaybackFinished sent while the socket was down reached
+        nobody (Asterisk does not replay events), and the step waiting for it would hold
+        the caller in silence forever. A playback Asterisk no longer knows has ended;
+        its final state is lost, so "done" (the notice's own clock still judges it)."""
+        for playback_id in list(self._accepted):
+            fut = self._playbacks.get(playback_id)
+            if fut is None or fut.done():
+                self._accepted.discard(playback_id)
+                continue
+            try:
+                await self.ari.request("GET", f"/playbacks/{playback_id}")
+            except AriNotFound:
+                log.info("playback_ended_unseen channel=%s playback=%s", self.id, playback_id)
+                self._accepted.discard(playback_id)
+                self._playbacks.pop(playback_id, None)
+                fut.set_result("done")
 
     async def next_key(self, timeout: float) -> str | None:
         try:

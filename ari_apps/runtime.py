@@ -31,6 +31,11 @@ DialplanLocation = tuple[str, str, int]
 # a brief overload, short enough that a caller never sits in silence for long.
 RESCUE_DEADLINE = 20.0
 
+# Asterisk lists a channel in the app as it enters Stasis, while its StasisStart may
+# still be on the way to us: only a channel still unknown this long after reconcile's
+# answer is an orphan. Orphans have waited since nohold went away; this adds little.
+ORPHAN_GRACE = 0.5
+
 
 class StasisFeature(Protocol):
     """What a feature gives the runtime for its ARI application."""
@@ -158,7 +163,16 @@ class StasisRuntime:
                 log.info("reconcile_gone app=%s channel=%s", self.app, channel_id)
                 ch.gone.set()
                 self.channels.pop(channel_id, None)
-        for channel_id in sorted(present - set(self.channels)):
+        for channel_id, ch in list(self.channels.items()):
+            try:
+                await ch.recheck_playbacks()
+            except AriError as exc:
+                log.warning("reconcile_playbacks_failed app=%s channel=%s error=%s", self.app,
+                            channel_id, exc)
+        unknown = present - set(self.channels)
+        if unknown:
+            await asyncio.sleep(ORPHAN_GRACE)
+        for channel_id in sorted(unknown - set(self.channels)):
             log.warning("reconcile_orphan app=%s channel=%s: sending to fallback",
                         self.app, channel_id)
             await self._hand_over(channel_id, self.feature.fallback(None))

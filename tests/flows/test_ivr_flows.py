@@ -1,0 +1,410 @@
+"""The IVR call flow and the Stasis runtime, driven through the fake ARI: exact request
+sequences and the event orderings real Asterisk produces only now and then."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+
+import aiohttp
+import pytest
+
+from ari_apps import runtime as runtime_module
+from tests.flows.conftest import APP, FALLBACK, IvrFactory, problems
+from tests.support.fake_ari import FakeAri, FakeCall, PlaybackPolicy
+
+MENU_WAITS = {"input_timeout": 1.0}
+
+
+def menus_wait_for_keys(call: FakeCall, media: str) -> PlaybackPolicy:
+    """Prompts that take keys play until a key (or the test) stops them; the rest end at once."""
+    if media.rsplit("/", 1)[-1] in ("main_menu", "billing_menu", "invalid"):
+        return PlaybackPolicy.never()
+    return PlaybackPolicy.at_once()
+
+
+async def notice_row(ivr, call: FakeCall):  # type: ignore[no-untyped-def]
+    row = await ivr.ledger.get(call.linkedid)
+    assert row is not None, "the notice was claimed, so a proof row exists"
+    return row
+
+
+# -- the happy path ------------------------------------------------------------------------
+async def test_key_1_reaches_tech_queue_with_the_notice_flag_set_before_continue(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    call = await ivr.call()
+    await call.wait_playing("main_menu")
+    await call.press("1")
+    await call.wait_left()
+    await ivr.idle()
+
+    assert ivr.requests_of(call) == [
+        "POST /channels/{ch}/answer",
+        "POST /channels/{ch}/play/{pb:notice}",
+        "POST /channels/{ch}/play/{pb:main_menu}",
+        "DELETE /playbacks/{pb:main_menu}",   # the key barged in
+        "POST /channels/{ch}/variable __NOHOLD_NOTICE_PLAYED=1",
+        "POST /channels/{ch}/variable NOHOLD_ROUTE=queue:tech",
+        "POST /channels/{ch}/play/{pb:transferring}",
+        "POST /channels/{ch}/continue nohold-queues,tech,1",
+    ]
+    assert call.continued_to == ("nohold-queues", "tech", 1)
+    assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "1"
+    assert call.media[0] == "sound:/var/lib/nohold/prompts/notice"
+    assert (await notice_row(ivr, call)).outcome == "completed"
+    assert fake.subscriptions[APP] == ["channel:", "bridge:"]
+    assert problems(caplog_calls) == []
+    routed = [r for r in caplog_calls.records if r.getMessage().startswith("call_routed")]
+    assert [r.call for r in routed] == [call.linkedid]  # type: ignore[attr-defined]
+
+
+async def test_billing_branch_and_back_to_main_then_operator(fake: FakeAri, start_ivr: IvrFactory,
+                                                           caplog_calls):
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    call = await ivr.call()
+    await call.wait_playing("main_menu")
+    await call.press("2")
+    await call.wait_playing("billing_menu")
+    await call.press("0")
+    await fake.until(lambda: call.prompts.count("main_menu") == 2)
+    await call.press("3")
+    await call.wait_left()
+    assert call.prompts == ["notice", "main_menu", "billing_menu", "main_menu", "transferring"]
+    assert call.continued_to == FALLBACK  # person:operator, chosen, not a failure
+    assert problems(caplog_calls) == []
+
+
+async def test_keys_pressed_during_the_notice_are_dropped_not_taken_as_a_choice(
+        fake: FakeAri, start_ivr: IvrFactory):
+    fake.playback_policy = PlaybackPolicy.never()
+    ivr = await start_ivr(MENU_WAITS)
+    call = await ivr.call()
+    await call.wait_playing("notice")
+    await call.press("1")
+    await call.finish_playback()
+    menu = await call.wait_playing("main_menu")
+    await call.press("3")
+    await fake.until(lambda: menu.state != "playing")
+    await call.wait_playing("transferring")
+    assert call.variables["NOHOLD_ROUTE"] == "person:operator"
+
+
+# -- hang-up races -------------------------------------------------------------------------
+async def test_failed_playback_before_the_hangup_events_is_caller_hung_up_not_completed(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    fake.playback_policy = PlaybackPolicy.never()
+    ivr = await start_ivr(notice_seconds=5.0)
+    call = await ivr.call()
+    await call.wait_playing("notice")
+    await call.finish_playback(state="failed")
+    # Asterisk's hang-up events trail the PlaybackFinished by a few milliseconds.
+    await asyncio.sleep(0.05)
+    await call.hang_up()
+    await ivr.idle()
+    assert (await notice_row(ivr, call)).outcome == "caller_hung_up"
+    assert "caller_hung_up" in caplog_calls.text
+    assert problems(caplog_calls) == []
+    assert ivr.runtime.channels == {}
+
+
+async def test_done_playback_then_hangup_still_counts_a_cut_short_notice_as_hung_up(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    """The clock, not the event order, says whether the caller heard the whole notice."""
+    fake.playback_policy = PlaybackPolicy.never()
+    ivr = await start_ivr(notice_seconds=5.0)
+    call = await ivr.call()
+    await call.wait_playing("notice")
+    await call.finish_playback(state="done")
+    await asyncio.sleep(0.05)
+    await call.hang_up()
+    await ivr.idle()
+    assert (await notice_row(ivr, call)).outcome == "caller_hung_up"
+    assert problems(caplog_calls) == []
+
+
+@pytest.mark.parametrize("prompt", ["notice", "main_menu", "transferring"])
+async def test_stasis_end_before_the_last_playback_finished_ends_the_call_cleanly(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls, prompt):
+    fake.playback_policy = (lambda call, media: PlaybackPolicy.never()
+                            if media.endswith("/" + prompt) else PlaybackPolicy.at_once())
+    ivr = await start_ivr(MENU_WAITS)
+    call = await ivr.call()
+    if prompt == "transferring":
+        await fake.until(lambda: "main_menu" in call.prompts)
+        await call.press("1")
+    await call.wait_playing(prompt)
+    await call.hang_up(playbacks="after_stasis_end")
+    await ivr.idle()
+    assert fake.sent(channel=call.id)[-3:] == ["StasisEnd", "PlaybackFinished",
+                                               "ChannelDestroyed"]
+    assert "caller_hung_up" in caplog_calls.text
+    assert problems(caplog_calls) == []
+    assert ivr.runtime.channels == {}
+    # Nothing more is asked about a channel that is gone (no continue, no fallback).
+    assert not fake.requested("POST", f"/channels/{call.id}/continue")
+    if prompt == "notice":
+        assert (await notice_row(ivr, call)).outcome == "caller_hung_up"
+
+
+async def test_hangup_while_answering_closes_the_claimed_proof_row(fake: FakeAri,
+                                                                  start_ivr: IvrFactory):
+    ivr = await start_ivr()
+    fake.fail("POST", "/channels/*/answer", 404)  # gone between StasisStart and answer
+    call = await ivr.call()
+    await ivr.idle()
+    assert (await notice_row(ivr, call)).outcome == "caller_hung_up"
+    assert call.media == []
+
+
+# -- failures go to the fallback -----------------------------------------------------------
+@pytest.mark.parametrize(("method", "path", "where"), [
+    ("POST", "/channels/*/play/*", "the notice playback"),
+    ("POST", "/channels/*/variable", "setting the route variables"),
+    ("POST", "/channels/*/continue", "the continue to the queue"),
+])
+async def test_a_rest_500_anywhere_sends_the_caller_to_the_fallback_with_one_log_line(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls, method, path, where):
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    fault = fake.fail(method, path, 500)
+    call = await ivr.call()
+    if path != "/channels/*/play/*":
+        await call.wait_playing("main_menu")
+        await call.press("1")
+    await call.wait_left()
+    await ivr.idle()
+    assert fault.hits == 1, where
+    assert call.continued_to == FALLBACK, where
+    failed = [r for r in caplog_calls.records if r.getMessage().startswith("call_failed")]
+    assert len(failed) == 1
+    assert failed[0].call == call.linkedid  # type: ignore[attr-defined]
+    assert f"channel={call.id}" in failed[0].getMessage()
+    assert [p for p in problems(caplog_calls) if not p.startswith("ERROR call_failed")] == []
+
+
+async def test_a_failing_notice_play_leaves_a_failed_proof_row(fake: FakeAri,
+                                                              start_ivr: IvrFactory):
+    ivr = await start_ivr()
+    fake.fail("POST", "/channels/*/play/*", 500)
+    call = await ivr.call()
+    await call.wait_left()
+    await ivr.idle()
+    assert (await notice_row(ivr, call)).outcome == "failed"
+
+
+async def test_a_bug_in_the_flow_also_reaches_the_fallback(fake: FakeAri, start_ivr: IvrFactory,
+                                                          caplog_calls, monkeypatch):
+    ivr = await start_ivr()
+
+    async def broken(ch, menu):  # type: ignore[no-untyped-def]
+        raise KeyError("a menu that the config check missed")
+
+    monkeypatch.setattr(ivr.runtime.feature, "choose_route", broken)
+    call = await ivr.call()
+    await call.wait_left()
+    assert call.continued_to == FALLBACK
+    assert "KeyError" in caplog_calls.text
+
+
+async def test_rescue_retries_while_ari_fails_then_reaches_the_fallback(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls, fast_retries):
+    ivr = await start_ivr()
+    fake.fail("POST", "/channels/*/play/*", 500)
+    continues = fake.fail("POST", "/channels/*/continue", 500, times=3)
+    call = await ivr.call()
+    await call.wait_left()
+    await ivr.idle()
+    assert continues.hits == 3
+    assert len(fake.requested("POST", f"/channels/{call.id}/continue")) == 4
+    assert call.continued_to == FALLBACK
+    assert caplog_calls.text.count("rescue_retry") == 3
+    assert "rescue_failed" not in caplog_calls.text
+
+
+async def test_rescue_retries_through_dropped_connections(fake: FakeAri, start_ivr: IvrFactory,
+                                                          fast_retries):
+    """Asterisk's HTTP session limit shows as a server disconnect, not as an HTTP error."""
+    ivr = await start_ivr()
+    fake.fail("POST", "/channels/*/play/*", 500)
+    drops = fake.fail("POST", "/channels/*/continue", drop=True, times=2)
+    call = await ivr.call()
+    await call.wait_left()
+    assert drops.hits == 2
+    assert call.continued_to == FALLBACK
+
+
+async def test_rescue_gives_up_after_its_deadline(fake: FakeAri, start_ivr: IvrFactory,
+                                                 caplog_calls, fast_retries, monkeypatch):
+    monkeypatch.setattr(runtime_module, "RESCUE_DEADLINE", 0.2)
+    ivr = await start_ivr()
+    fake.fail("POST", "/channels/*/play/*", 500)
+    fake.fail("POST", "/channels/*/continue", 500, times=10_000)
+    call = await ivr.call()
+    await ivr.idle()
+    assert call.in_stasis and call.continued_to is None
+    assert len([r for r in caplog_calls.records
+                if r.getMessage().startswith("rescue_failed")]) == 1
+    assert len(fake.requested("POST", f"/channels/{call.id}/continue")) >= 2
+
+
+async def test_rescue_stops_at_once_when_the_channel_is_gone(fake: FakeAri, start_ivr: IvrFactory,
+                                                            caplog_calls):
+    # The real deadline (20 s) and backoff: the test passing fast proves "at once".
+    ivr = await start_ivr()
+    fake.fail("POST", "/channels/*/play/*", 500)
+    fake.fail("POST", "/channels/*/continue", 404)
+    call = await ivr.call()
+    await ivr.idle(timeout=1.0)
+    assert len(fake.requested("POST", f"/channels/{call.id}/continue")) == 1
+    assert "rescue_retry" not in caplog_calls.text
+    assert "rescue_failed" not in caplog_calls.text
+
+
+# -- reconnect, replacement, shutdown ------------------------------------------------------
+async def test_after_a_socket_drop_reconcile_sends_an_orphan_to_the_fallback(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    known = await ivr.call()
+    await known.wait_playing("main_menu")
+    orphan = await ivr.call(deliver=False)   # its StasisStart is lost with the socket
+    await fake.drop_socket(APP)
+    await known.hang_up()                    # unseen too: nobody is listening
+    await fake.wait_request("GET", f"/applications/{APP}", count=2)
+    await orphan.wait_left()
+    await ivr.idle()
+    assert fake.connections[APP] == 2
+    assert fake.subscriptions[APP] == ["channel:", "bridge:"] * 2  # re-subscribed
+    assert orphan.continued_to == FALLBACK
+    assert orphan.media == []
+    assert f"reconcile_orphan app={APP} channel={orphan.id}" in caplog_calls.text
+    assert f"reconcile_gone app={APP} channel={known.id}" in caplog_calls.text
+    assert ivr.runtime.channels == {}
+
+
+async def test_a_playback_that_ended_while_the_socket_was_down_does_not_strand_the_caller(
+        fake: FakeAri, start_ivr: IvrFactory):
+    """Asterisk does not replay the PlaybackFinished missed during a drop; a flow waiting
+    for it would keep the caller in silence forever (nothing in Stasis times out)."""
+    fake.playback_policy = PlaybackPolicy.never()
+    ivr = await start_ivr(MENU_WAITS)
+    call = await ivr.call()
+    await call.wait_playing("notice")
+    await fake.drop_socket(APP)
+    await call.finish_playback()             # lost
+    await fake.wait_request("GET", f"/applications/{APP}", count=2)
+    await call.wait_playing("main_menu")
+
+
+async def test_application_replaced_makes_run_return(fake: FakeAri, start_ivr: IvrFactory,
+                                                    caplog_calls):
+    ivr = await start_ivr()
+    token = base64.b64encode(f"{fake.user}:{fake.password}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"{fake.url.replace('http', 'ws')}/ari/events", params={"app": APP},
+            headers=headers):
+        await asyncio.wait_for(ivr.task, 1.0)
+        assert ivr.runtime.replaced.is_set()
+        assert fake.sent("ApplicationReplaced") == ["ApplicationReplaced"]
+    assert "application_replaced" in caplog_calls.text
+
+
+async def test_shutdown_hands_a_caller_in_the_menu_to_the_fallback_after_stopping_playback(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    call = await ivr.call()
+    await call.wait_playing("main_menu")
+    await ivr.runtime.shutdown(grace=1.0)
+    assert ivr.requests_of(call)[-2:] == [
+        "DELETE /playbacks/{pb:main_menu}",
+        "POST /channels/{ch}/continue nohold-people,operator,1",
+    ]
+    assert call.continued_to == FALLBACK
+    assert (await notice_row(ivr, call)).outcome == "completed"
+    assert f"shutdown_handover app={APP} channel={call.id}" in caplog_calls.text
+    assert [p for p in problems(caplog_calls)] == []
+
+
+async def test_shutdown_during_the_notice_keeps_its_proof_row(fake: FakeAri,
+                                                             start_ivr: IvrFactory):
+    fake.playback_policy = PlaybackPolicy.never()
+    ivr = await start_ivr(notice_seconds=5.0)
+    call = await ivr.call()
+    await call.wait_playing("notice")
+    await ivr.runtime.shutdown(grace=1.0)
+    assert call.continued_to == FALLBACK
+    # Not "completed": the caller did not hear it all. Not still "playing" either.
+    assert (await notice_row(ivr, call)).outcome == "failed"
+
+
+async def test_two_callers_are_independent(fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    a, b = await ivr.call(caller="201"), await ivr.call(caller="202")
+    await a.wait_playing("main_menu")
+    await b.wait_playing("main_menu")
+    await b.press("3")
+    await a.hang_up()
+    await b.wait_left()
+    await ivr.idle()
+    assert b.continued_to == FALLBACK and a.continued_to is None
+    lines = {r.getMessage().split()[0]: r.call for r in caplog_calls.records  # type: ignore
+             if r.getMessage().startswith(("caller_hung_up", "call_routed"))}
+    assert lines == {"caller_hung_up": a.linkedid, "call_routed": b.linkedid}
+
+
+async def test_log_lines_carry_the_call_id(fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    ivr = await start_ivr()
+    call = await ivr.call()
+    await fake.until(lambda: "main_menu" in call.prompts)
+    await call.press("1")
+    await call.wait_left()
+    await ivr.idle()
+    mine = [r for r in caplog_calls.records if f"channel={call.id}" in r.getMessage()]
+    assert mine and {r.call for r in mine} == {call.linkedid}  # type: ignore[attr-defined]
+    assert logging.getLogger("nohold.ivr").isEnabledFor(logging.INFO)
+
+
+async def test_a_call_entering_stasis_while_reconcile_asks_is_served_not_orphaned(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    """Asterisk lists a channel in the app as soon as it enters Stasis; its StasisStart
+    can still be on its way when reconcile's GET /applications is answered."""
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    entered: list[FakeCall] = []
+
+    async def a_call_enters_meanwhile(_request) -> None:  # type: ignore[no-untyped-def]
+        if not entered:
+            fake.hold_events(APP)
+            entered.append(await fake.new_call(APP, ["main", "1767225400.1"]))
+            asyncio.get_running_loop().call_later(0.05, fake.release_events, APP)
+
+    fake.on_request("GET", f"/applications/{APP}", a_call_enters_meanwhile)
+    await fake.drop_socket(APP)
+    await fake.wait_request("GET", f"/applications/{APP}", count=2)
+    call, = entered
+    await call.wait_playing("main_menu")
+    assert call.continued_to is None and call.id in ivr.runtime.channels
+    assert "reconcile_orphan" not in caplog_calls.text
+
+
+@pytest.mark.xfail(strict=True, reason="bug: a notice playback that fails with the caller "
+                   "still there waits for a hang-up twice (Channel._check_finished, then "
+                   "IvrFlow._why_cut_short): 2 s of silence instead of 1")
+async def test_a_notice_that_fails_to_play_costs_the_caller_one_second_of_silence_not_two(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    fake.playback_policy = (lambda call, media: PlaybackPolicy.fail()
+                            if media.endswith("/notice") else PlaybackPolicy.never())
+    ivr = await start_ivr(MENU_WAITS, notice_seconds=5.0)
+    call = await ivr.call()
+    started = asyncio.get_running_loop().time()
+    await call.wait_playing("main_menu", timeout=3.0)
+    waited = asyncio.get_running_loop().time() - started
+    assert (await notice_row(ivr, call)).outcome == "failed"
+    assert waited < 1.5, f"{waited:.2f}s of silence before the menu"
