@@ -101,4 +101,5 @@ async def test_no_outcome_event_is_bounded_and_hangs_up():
     result = await ob.result(timeout=0.05)
     assert result.outcome is DialOutcome.FAILED
     assert ("DELETE", "/channels/out-4") in rt.ari.requests  # type: ignore[attr-defined]
+    await asyncio.sleep(0)  # done callbacks run on the next loop iteration
     assert "out-4" not in rt.originations
