@@ -100,9 +100,7 @@ class StasisRuntime:
         if bridge_id is not None:
             bridge = self.bridges.get(bridge_id)
             if bridge is not None:
-                bridge.feed(event)
-                if kind == "BridgeDestroyed":
-                    self.bridges.pop(bridge_id, None)
+                bridge.feed(event)  # BridgeDestroyed removes it from self.bridges
             return
         channel_id = _channel_of(event)
         ch = self.channels.get(channel_id) if channel_id else None
@@ -143,11 +141,15 @@ class StasisRuntime:
         """A mixing bridge whose events are routed to it."""
         bridge = Bridge(self.ari, bridge_id)
         self.bridges[bridge.id] = bridge
+        bridge.on_gone.append(lambda b: self._forget_bridge(b.id))
         try:
             return await bridge.create(name)
         except BaseException:
             self.bridges.pop(bridge.id, None)
             raise
+
+    def _forget_bridge(self, bridge_id: str) -> None:
+        self.bridges.pop(bridge_id, None)
 
     def _start_call(self, event: dict[str, Any]) -> None:
         ch = Channel(self.ari, event)
