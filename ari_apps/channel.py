@@ -3,6 +3,11 @@
 Events for the channel arrive through `feed()` in the order Asterisk sent them.
 A hang-up at any moment makes the step in progress raise CallerHungUp, which the
 flow treats as a normal end, never as an error.
+
+Outbound legs start with `originate()`: the returned `Outbound` is fed the Dial
+and ChannelDestroyed events of a channel that is not in Stasis yet (the runtime
+routes them by the pre-assigned channel id) and resolves to a typed DialOutcome,
+with the Channel once it is answered and enters the app.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ari_apps.ari_client import AriClient, AriConflict, AriNotFound
+from ari_apps.ari_client import AriClient, AriConflict, AriError, AriHttpError, AriNotFound
+from nohold.decisions.dial import DialOutcome, final_outcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -188,6 +195,33 @@ class Channel:
         for name, value in values.items():
             await self._rest("POST", f"/channels/{self.id}/variable", variable=name, value=value)
 
+    async def get_var(self, name: str) -> str | None:
+        """The variable's value, or None when it is not set.
+
+        ARI answers 404 both for "no such variable" and "no such channel": on a 404
+        the channel itself is looked up, and only its absence is a hang-up."""
+        if self.gone.is_set():
+            raise CallerHungUp(self.id)
+        try:
+            result = await self._until_gone(
+                self.ari.request("GET", f"/channels/{self.id}/variable", params={"variable": name})
+            )
+        except AriNotFound:
+            try:
+                await self._until_gone(self.ari.request("GET", f"/channels/{self.id}"))
+            except AriNotFound as exc:
+                raise CallerHungUp(self.id) from exc
+            return None
+        return str((result or {}).get("value", ""))
+
+    async def hangup(self, reason: str = "normal") -> None:
+        """Hang the channel up. Already gone (404) is success: the goal is reached,
+        and hang-ups race with the far end's all the time."""
+        try:
+            await self.ari.request("DELETE", f"/channels/{self.id}", params={"reason": reason})
+        except AriNotFound:
+            log.debug("hangup_already_gone channel=%s", self.id)
+
     async def continue_to(self, context: str, exten: str, priority: int = 1) -> None:
         await self._rest(
             "POST",
@@ -196,3 +230,203 @@ class Channel:
             extension=exten,
             priority=priority,
         )
+
+
+# -- outbound ---------------------------------------------------------------------------
+
+# After the ring timeout Asterisk still needs a moment to destroy the channel and
+# send ChannelDestroyed; past this grace the events are taken as lost.
+OUTCOME_GRACE = 15.0
+
+# ARI's answers to an originate that could not even be placed: 400 bad endpoint
+# syntax, 422 unknown thing, 500 "Allocation failed" (unknown technology or PJSIP
+# endpoint; seen on 22.10, where a previous 409 on the same HTTP thread can turn
+# this into a stale 409 "already exists").
+_NOT_PLACED = (400, 422, 500)
+
+
+@dataclass(frozen=True)
+class DialResult:
+    outcome: DialOutcome
+    channel: Channel | None = None  # set when answered: the leg is in the app
+    dialstatus: str = ""  # the last Dial status seen
+    cause: int | None = None  # ChannelDestroyed.cause (Q.850)
+    tech_cause: int | None = None  # ChannelDestroyed.tech_cause (SIP code, 22.7+)
+    detail: str = ""
+
+    @property
+    def answered(self) -> bool:
+        return self.outcome is DialOutcome.ANSWERED
+
+
+class Outbound:
+    """One originated channel until it enters the app (answered) or is destroyed.
+
+    Fed by the runtime through `feed()` (Dial, ChannelDestroyed) and `entered()`
+    (StasisStart) in arrival order; `result()` awaits the outcome."""
+
+    def __init__(self, ari: AriClient, channel_id: str, endpoint: str, timeout: float) -> None:
+        self.ari = ari
+        self.id = channel_id
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.dialstatus = ""
+        self.dialled = False
+        self._result: asyncio.Future[DialResult] = asyncio.get_running_loop().create_future()
+
+    @property
+    def done(self) -> bool:
+        return self._result.done()
+
+    def feed(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "Dial":
+            self.dialled = True
+            status = str(event.get("dialstatus") or "")
+            if status:
+                self.dialstatus = status
+            log.info("originate_dial channel=%s dialstatus=%s", self.id, status or "-")
+        elif kind == "ChannelDestroyed":
+            cause = event.get("cause")
+            tech_cause = event.get("tech_cause")
+            outcome = final_outcome(dialstatus=self.dialstatus, cause=cause,
+                                    tech_cause=tech_cause, dialled=self.dialled)
+            self._resolve(DialResult(outcome, None, self.dialstatus, cause, tech_cause,
+                                     str(event.get("cause_txt") or "")))
+
+    def entered(self, ch: Channel) -> None:
+        """StasisStart: only an answered channel enters the app."""
+        self._resolve(DialResult(DialOutcome.ANSWERED, ch, self.dialstatus or "ANSWER"))
+
+    def fail(self, outcome: DialOutcome, detail: str) -> None:
+        self._resolve(DialResult(outcome, dialstatus=self.dialstatus, detail=detail))
+
+    def _resolve(self, result: DialResult) -> None:
+        if self._result.done():
+            return
+        log.info("originate_outcome channel=%s endpoint=%s outcome=%s dialstatus=%s cause=%s "
+                 "tech_cause=%s", self.id, self.endpoint, result.outcome.value,
+                 result.dialstatus or "-", result.cause, result.tech_cause)
+        self._result.set_result(result)
+
+    async def result(self, timeout: float | None = None) -> DialResult:  # noqa: ASYNC109
+        """The outcome. Bounded: by default the ring timeout plus OUTCOME_GRACE; if the
+        events never come (a dropped WebSocket), the channel is looked up and, if
+        still there, hung up, so no call is left ringing that nobody will handle."""
+        if timeout is None and self.timeout > 0:
+            timeout = self.timeout + OUTCOME_GRACE
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._result), timeout)
+        except TimeoutError:
+            pass
+        log.warning("originate_no_outcome channel=%s endpoint=%s waited=%s", self.id,
+                    self.endpoint, timeout)
+        try:
+            await self.ari.request("DELETE", f"/channels/{self.id}")
+            detail = "no outcome event in time; hung up"
+        except AriNotFound:
+            detail = "channel gone, its events were missed"
+        except AriError as exc:
+            detail = f"no outcome event in time; hang-up failed: {exc}"
+        self.fail(DialOutcome.FAILED, detail)
+        return self._result.result()
+
+    async def cancel(self, reason: str = "normal") -> None:
+        """Stop ringing. The outcome follows from ChannelDestroyed as usual."""
+        try:
+            await self.ari.request("DELETE", f"/channels/{self.id}", params={"reason": reason})
+        except AriNotFound:
+            pass
+
+
+class Originations:
+    """Outbound channels not yet in Stasis, by pre-assigned channel id: the runtime
+    asks here before treating a StasisStart as a new inbound call."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Outbound] = {}
+
+    def __contains__(self, channel_id: object) -> bool:
+        return channel_id in self._pending
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, ob: Outbound) -> None:
+        if ob.id in self._pending:
+            raise ValueError(f"channel id {ob.id} is already being originated")
+        self._pending[ob.id] = ob
+        # However it ends (events, refusal, no events in time), it stops being pending.
+        ob._result.add_done_callback(lambda _: self.discard(ob.id))
+
+    def discard(self, channel_id: str) -> None:
+        self._pending.pop(channel_id, None)
+
+    def feed(self, channel_id: str, event: dict[str, Any]) -> bool:
+        """Route an event of a pending channel; True if it was one of ours."""
+        ob = self._pending.get(channel_id)
+        if ob is None:
+            return False
+        ob.feed(event)
+        if ob.done:
+            self._pending.pop(channel_id, None)
+        return True
+
+    def entered(self, ch: Channel) -> bool:
+        """StasisStart of a pending channel: hand it to its Outbound. True if ours."""
+        ob = self._pending.pop(ch.id, None)
+        if ob is None:
+            return False
+        ob.entered(ch)
+        return True
+
+
+async def originate(
+    ari: AriClient,
+    endpoint: str,
+    *,
+    app: str,
+    originations: Originations,
+    app_args: Sequence[str] = (),
+    channel_id: str | None = None,
+    other_channel_id: str | None = None,
+    caller_id: str | None = None,
+    timeout: float = 30,
+    variables: dict[str, str] | None = None,
+) -> Outbound:
+    """Place an outbound call into `app`; await `.result()` for its DialOutcome.
+
+    The channel id is assigned here (or by the caller) and registered before the
+    request, so events that overtake the POST's answer still find their Outbound.
+    Raises AriConflict (409) when the id is in use. A request Asterisk refuses
+    (unknown endpoint) resolves as UNREACHABLE. Any other AriError propagates, with
+    the Outbound still registered: the call may or may not have been placed."""
+    channel_id = channel_id or str(uuid.uuid4())
+    ob = Outbound(ari, channel_id, endpoint, timeout)
+    originations.add(ob)
+    params: dict[str, Any] = {
+        "endpoint": endpoint,
+        "app": app,
+        "appArgs": ",".join(app_args) if app_args else None,
+        "channelId": channel_id,
+        "otherChannelId": other_channel_id,
+        "callerId": caller_id,
+        "timeout": int(timeout) if timeout > 0 else -1,
+    }
+    body = {"variables": dict(variables)} if variables else None
+    log.info("originate channel=%s endpoint=%s caller_id=%s timeout=%s", channel_id, endpoint,
+             caller_id or "-", timeout)
+    try:
+        await ari.request("POST", "/channels", params=params, json=body)
+    except AriConflict:
+        originations.discard(channel_id)
+        raise
+    except AriHttpError as exc:
+        originations.discard(channel_id)
+        if exc.status not in _NOT_PLACED:
+            raise
+        log.warning("originate_refused channel=%s endpoint=%s status=%s error=%s", channel_id,
+                    endpoint, exc.status, exc.message)
+        ob.fail(DialOutcome.UNREACHABLE, f"{exc.status} {exc.message}")
+    return ob
+

@@ -8,6 +8,11 @@ arrival order, the call id on every log line, reconnect and reconcile (Asterisk
 does not replay missed events), ApplicationReplaced, and the hand-over of
 callers still inside the app when nohold stops. Any exception in a call task
 ends with the caller at the feature's fallback and one log line with the call id.
+
+Outbound legs (`originate()`) and bridges (`create_bridge()`) are registered
+here by their pre-assigned ids: Dial and ChannelDestroyed of a channel still
+ringing go to its Outbound, its StasisStart completes the Outbound with a
+Channel instead of starting a call flow, and bridge playbacks go to the Bridge.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, Protocol
 
 from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriHttpError
-from ari_apps.channel import CallerHungUp, Channel
+from ari_apps.bridge import Bridge
+from ari_apps.channel import CallerHungUp, Channel, Originations, Outbound, originate
 from nohold import logs
 
 log = logging.getLogger("nohold.stasis")
@@ -55,6 +61,8 @@ class StasisRuntime:
         self.ari = ari
         self.feature = feature
         self.channels: dict[str, Channel] = {}
+        self.originations = Originations()
+        self.bridges: dict[str, Bridge] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.replaced = asyncio.Event()
         self.connected = asyncio.Event()
@@ -85,7 +93,19 @@ class StasisRuntime:
             self.replaced.set()
             return
         if kind == "StasisStart":
-            self._start_call(event)
+            if not self._enter_originated(event):
+                self._start_call(event)
+            return
+        if self.originations:
+            # Dial names the dialled channel as `peer`; it has no `channel`.
+            pending = (event.get("peer") or {}).get("id") if kind == "Dial" else _channel_of(event)
+            if pending and self.originations.feed(pending, event):
+                return
+        bridge_id = _bridge_of(event)
+        if bridge_id is not None:
+            bridge = self.bridges.get(bridge_id)
+            if bridge is not None:
+                bridge.feed(event)  # BridgeDestroyed removes it from self.bridges
             return
         channel_id = _channel_of(event)
         ch = self.channels.get(channel_id) if channel_id else None
@@ -93,6 +113,48 @@ class StasisRuntime:
             ch.feed(event)
             if ch.gone.is_set() and kind in ("StasisEnd", "ChannelDestroyed"):
                 self.channels.pop(channel_id, None)
+
+    def _enter_originated(self, event: dict[str, Any]) -> bool:
+        channel_id = _channel_of(event)
+        if channel_id not in self.originations:
+            return False
+        ch = Channel(self.ari, event)
+        # From now on its events (hang-up, playbacks) reach it like any call's; the
+        # feature that originated it runs the leg in its own task.
+        self.channels[ch.id] = ch
+        return self.originations.entered(ch)
+
+    async def originate(
+        self,
+        endpoint: str,
+        *,
+        app_args: Sequence[str] = (),
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+        caller_id: str | None = None,
+        timeout: float = 30,
+        variables: dict[str, str] | None = None,
+    ) -> Outbound:
+        """originate() into this runtime's app, its events routed here."""
+        return await originate(
+            self.ari, endpoint, app=self.app, originations=self.originations,
+            app_args=app_args, channel_id=channel_id, other_channel_id=other_channel_id,
+            caller_id=caller_id, timeout=timeout, variables=variables,
+        )
+
+    async def create_bridge(self, bridge_id: str | None = None, name: str | None = None) -> Bridge:
+        """A mixing bridge whose events are routed to it."""
+        bridge = Bridge(self.ari, bridge_id)
+        self.bridges[bridge.id] = bridge
+        bridge.on_gone.append(lambda b: self._forget_bridge(b.id))
+        try:
+            return await bridge.create(name)
+        except BaseException:
+            self.bridges.pop(bridge.id, None)
+            raise
+
+    def _forget_bridge(self, bridge_id: str) -> None:
+        self.bridges.pop(bridge_id, None)
 
     def _start_call(self, event: dict[str, Any]) -> None:
         ch = Channel(self.ari, event)
@@ -228,4 +290,18 @@ def _channel_of(event: dict[str, Any]) -> str | None:
         target = playback.get("target_uri", "")
         if target.startswith("channel:"):
             return target[len("channel:"):]
+    return None
+
+
+def _bridge_of(event: dict[str, Any]) -> str | None:
+    """The bridge a bridge-only event is about (its playbacks, its destruction); None
+    for channel events, including a channel entering or leaving a bridge."""
+    if event.get("type") == "BridgeDestroyed":
+        bridge = event.get("bridge")
+        return bridge.get("id") if isinstance(bridge, dict) else None
+    playback = event.get("playback")
+    if isinstance(playback, dict):
+        target = playback.get("target_uri", "")
+        if target.startswith("bridge:"):
+            return target[len("bridge:"):]
     return None
