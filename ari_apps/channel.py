@@ -44,6 +44,9 @@ class Channel:
         self.args: list[str] = list(event.get("args") or [])
         self.keys: asyncio.Queue[str] = asyncio.Queue()
         self.gone = asyncio.Event()
+        # The last play() ended in a failed playback with the caller still there
+        # (already waited for a hang-up: callers need not wait again).
+        self.last_play_failed = False
         # playback id -> its final state ("done", or "failed" e.g. on hang-up)
         self._playbacks: dict[str, asyncio.Future[str]] = {}
         # Those of them Asterisk has accepted (the POST returned): only these can be
@@ -126,6 +129,7 @@ class Channel:
     async def _check_finished(self, state: str) -> None:
         """A playback that failed because the caller left is a hang-up, not a success.
         Asterisk may send that PlaybackFinished before the hang-up events."""
+        self.last_play_failed = state != "done"
         if state == "done":
             return
         try:
@@ -272,6 +276,7 @@ class Outbound:
         self.timeout = timeout
         self.dialstatus = ""
         self.dialled = False
+        self.cancelled = False
         self._result: asyncio.Future[DialResult] = asyncio.get_running_loop().create_future()
 
     @property
@@ -289,8 +294,9 @@ class Outbound:
         elif kind == "ChannelDestroyed":
             cause = event.get("cause")
             tech_cause = event.get("tech_cause")
-            outcome = final_outcome(dialstatus=self.dialstatus, cause=cause,
-                                    tech_cause=tech_cause, dialled=self.dialled)
+            outcome = DialOutcome.CANCELLED if self.cancelled else final_outcome(
+                dialstatus=self.dialstatus, cause=cause, tech_cause=tech_cause,
+                dialled=self.dialled)
             self._resolve(DialResult(outcome, None, self.dialstatus, cause, tech_cause,
                                      str(event.get("cause_txt") or "")))
 
@@ -332,7 +338,9 @@ class Outbound:
         return self._result.result()
 
     async def cancel(self, reason: str = "normal") -> None:
-        """Stop ringing. The outcome follows from ChannelDestroyed as usual."""
+        """Stop ringing: the outcome is CANCELLED once the channel is destroyed (or
+        ANSWERED, if the answer won the race)."""
+        self.cancelled = True
         try:
             await self.ari.request("DELETE", f"/channels/{self.id}", params={"reason": reason})
         except AriNotFound:

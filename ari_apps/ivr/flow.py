@@ -99,7 +99,9 @@ class IvrFlow:
         try:
             await ch.play(self.media(notice.prompt), interruptible=False)
             heard = loop.time() - started
-            if heard + CUT_SHORT_TOLERANCE < self.notice_seconds:
+            if ch.last_play_failed:
+                outcome = "failed"  # Channel already waited for a hang-up that did not come
+            elif heard + CUT_SHORT_TOLERANCE < self.notice_seconds:
                 # Asterisk may report PlaybackFinished before the hang-up events: the
                 # clock, not the event order, says whether the caller heard it all.
                 outcome = await self._why_cut_short(ch, heard)

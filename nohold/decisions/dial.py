@@ -27,7 +27,10 @@ class DialOutcome(Enum):
     REJECTED = "rejected"
     CONGESTION = "congestion"
     UNREACHABLE = "unreachable"
-    FAILED = "failed"  # anything else: cancelled, hung up at once after answering, lost
+    # We hung it up before it was answered: our decision, whatever Asterisk reports
+    # for it (NOANSWER/16 or CANCEL/0, depending on how far the dial had got).
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # anything else: hung up at once after answering, lost
 
     @property
     def answered(self) -> bool:

@@ -161,9 +161,10 @@ async def test_channel_id_in_use_is_a_conflict(runtime, asterisk):
     assert ob.id in runtime.originations
     await ob.cancel()
     result = await ob.result(timeout=10)
-    # Our own cancel of a ringing leg: Asterisk reports NOANSWER with cause 16.
-    assert (result.outcome, result.dialstatus, result.cause) == (
-        DialOutcome.NO_ANSWER, "NOANSWER", 16)
+    # Our own cancel of a ringing leg is CANCELLED: what Asterisk reports for it
+    # races with the dial (NOANSWER/16 mostly, seen otherwise 2 in 40 under load).
+    assert result.outcome is DialOutcome.CANCELLED, result
+    assert result.channel is None
 
 
 async def test_sip_callee_486_is_busy_with_tech_cause(runtime):

@@ -394,9 +394,6 @@ async def test_a_call_entering_stasis_while_reconcile_asks_is_served_not_orphane
     assert "reconcile_orphan" not in caplog_calls.text
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a notice playback that fails with the caller "
-                   "still there waits for a hang-up twice (Channel._check_finished, then "
-                   "IvrFlow._why_cut_short): 2 s of silence instead of 1")
 async def test_a_notice_that_fails_to_play_costs_the_caller_one_second_of_silence_not_two(
         fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
     fake.playback_policy = (lambda call, media: PlaybackPolicy.fail()
