@@ -94,3 +94,20 @@ def test_to_toml_round_trips_nested_tables():
             "ivr": {"max_repeats": 1, "menus": {"main": {"prompt": "main_menu",
                                                           "options": {"1": "queue:tech"}}}}}
     assert tomllib.loads(to_toml(data)) == data
+
+
+def test_the_shipped_systemd_unit_restarts_always_and_runs_real_commands():
+    import configparser
+    import shlex
+
+    from nohold.cli import main
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "config" / "nohold.service")
+    service = unit["Service"]
+    assert (service["Restart"], service["RestartSec"]) == ("always", "1")
+    for key in ("ExecStartPre", "ExecStart"):
+        argv = shlex.split(service[key])
+        assert argv[1:3] == ["-c", "/etc/nohold/nohold.toml"]
+        assert argv[3] in main.commands, f"{key}: no `nohold {argv[3]}` command"
