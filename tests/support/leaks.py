@@ -114,7 +114,7 @@ class AriWatchdog:
     def __init__(self, box: Sandbox, every: float = 10.0, timeout: float = 10.0,
                  misses: int = 3, on_wedge: Callable[[], None] | None = None) -> None:
         self.box, self.every, self.timeout, self.misses = box, every, timeout, misses
-        self.on_wedge = on_wedge or _interrupt_main
+        self.on_wedge = on_wedge or self._wedged
         self.verdict: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ari-watchdog", daemon=True)
@@ -141,6 +141,12 @@ class AriWatchdog:
         except OSError as exc:
             return repr(exc)
 
+    def _wedged(self) -> None:
+        assert self.verdict is not None
+        VERDICTS.append(self.verdict)
+        print(f"\n{self.verdict}", file=sys.__stderr__, flush=True)
+        _thread.interrupt_main()
+
     def _run(self) -> None:
         missed: list[str] = []
         while not self._stop.wait(self.every):
@@ -150,7 +156,6 @@ class AriWatchdog:
             missed = missed + [problem] if problem else []
             if len(missed) >= self.misses:
                 self.verdict = self.diagnose(missed)
-                VERDICTS.append(self.verdict)
                 self.on_wedge()
                 return
 
@@ -173,8 +178,3 @@ class AriWatchdog:
 
 VERDICTS: list[str] = []
 """Every wedge a watchdog found in this run: printed in the run's summary."""
-
-
-def _interrupt_main() -> None:
-    print(f"\n{VERDICTS[-1]}", file=sys.__stderr__, flush=True)
-    _thread.interrupt_main()
