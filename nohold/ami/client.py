@@ -225,6 +225,7 @@ class AmiClient:
         attempt = 0
         while not self._closing:
             session: _Session | None = None
+            ended: object = "nohold closed it"
             try:
                 session = await self._connect()
                 await self._login(session)
@@ -237,16 +238,18 @@ class AmiClient:
                 await self._keepalive(session)
             except AmiAuthError as exc:
                 self.last_error = exc
+                ended = exc
                 logger.error("ami_login_failed user=%s error=%r", self.settings.user, str(exc))
             except (AmiError, OSError) as exc:
                 self.last_error = exc if isinstance(exc, AmiError) else AmiError(str(exc))
+                ended = self.last_error
                 logger.warning("ami_connection_ended host=%s port=%s error=%r",
                                self.settings.host, self.settings.port, str(exc))
             finally:
                 self._ready.clear()
                 if session is not None and session.protocol is not None:
                     session.protocol.close()
-                    session.connection_lost(None)
+                    session.connection_lost(ended)
             if self._closing:
                 break
             delay = backoff_delay(attempt, self._rand(), self.backoff_base, self.backoff_cap)
@@ -381,10 +384,25 @@ class AmiClient:
     def _on_lost(self, session: _Session, exc: object) -> None:
         if session is self._session:
             self._ready.clear()
-            reason = "Shutdown event" if isinstance(exc, Message) else repr(exc)
-            logger.warning("ami_connection_lost reason=%s", reason)
+            if self._closing:
+                # close(): ours, not a loss (it used to log "ami_connection_lost
+                # reason=None", which read like a second drop after a restart)
+                logger.info("ami_closed host=%s port=%s connects=%s", self.settings.host,
+                            self.settings.port, self.connects)
+            else:
+                logger.warning("ami_connection_lost reason=%s", _lost_reason(exc))
             for handler in list(self._lost_handlers):
                 try:
                     handler()
                 except Exception:  # noqa: BLE001 - the others must still hear of it
                     logger.exception("ami_lost_handler_failed")
+
+
+def _lost_reason(exc: object) -> str:
+    """Why a connection ended, for the log: Asterisk's Shutdown event, the peer closing
+    the socket (asyncio reports None), a socket error, or our own reason."""
+    if isinstance(exc, Message):
+        return f"Shutdown event (Restart={exc.get('Restart', '?')})"
+    if exc is None:
+        return "closed by Asterisk"
+    return repr(str(exc)) if isinstance(exc, str | AmiError) else repr(exc)

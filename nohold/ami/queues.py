@@ -157,6 +157,7 @@ class QueueMonitor:
             return
         if self.queues is not None and event.get("Queue") not in self.queues:
             return
+        logger.debug("queue_event %s buffered=%s", _brief(event), self._buffer is not None)
         if self._buffer is not None:
             self._buffer.append(event)
             return
@@ -181,3 +182,9 @@ class QueueMonitor:
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+
+
+def _brief(event: Mapping[str, str]) -> str:
+    """An event's fields that matter to the view, for debug logs (logfmt-ish, one line)."""
+    keys = ("Event", "Interface", "Uniqueid", "Status", "InCall", "Paused", "Position", "Count")
+    return " ".join(f"{k}={event[k]!r}" for k in keys if k in event)

@@ -7,6 +7,11 @@ is remembered) because the events that race with the snapshot are replayed on to
 of it. When an event's own count disagrees with the view, the view is marked
 `suspect` so the owner resynchronises instead of trusting it.
 
+A member's `in_call` follows the call's own events (AgentConnect sets it,
+AgentComplete clears it) and the snapshot's InCall; a member event's InCall can
+set it but not clear it (it lags AgentConnect, see _upsert_member), except a
+QueueMemberStatus for an idle device, on which app_queue itself ends the call.
+
 Times: `now` is whatever clock the caller uses (seconds); `joined_at` is on it.
 """
 
@@ -243,8 +248,24 @@ def _upsert_member(view: QueueView, ev: Mapping[str, str]) -> QueueView:
     if not interface:
         return view
     members = dict(view.members)
-    members[interface] = _member(ev, members.get(interface))
+    old = members.get(interface)
+    member = _member(ev, old)
+    if old is not None and old.in_call and not member.in_call and not _ends_call(ev):
+        # A member event's InCall is app_queue's member->starttime sampled when the event
+        # was made, and try_calling() publishes AgentConnect *before* it sets starttime
+        # (under the queue lock that the device-state callback holds while it publishes
+        # the member's new INUSE status). So "AgentConnect, then QueueMemberStatus InCall=0"
+        # is an ordinary order for a call that is up (`queue show`: "in call"): only
+        # AgentComplete, or the device going idle, ends the call in the view.
+        member = replace(member, in_call=True)
+    members[interface] = member
     return replace(view, members=members)
+
+
+def _ends_call(ev: Mapping[str, str]) -> bool:
+    """A QueueMemberStatus for an idle device: app_queue's update_status() ends the
+    member's call (update_queue() clears starttime) before it publishes the event."""
+    return ev.get("Event") == "QueueMemberStatus" and _int(ev.get("Status"), -1) == DEVICE_NOT_INUSE
 
 
 def _agent_connect(view: QueueView, ev: Mapping[str, str]) -> QueueView:

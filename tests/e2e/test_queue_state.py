@@ -44,7 +44,7 @@ class Shown:
     talktime: int
     completed: int
     abandoned: int
-    members: dict[str, tuple[bool, str]]  # interface -> (paused, status text)
+    members: dict[str, tuple[bool, str, bool]]  # interface -> (paused, status text, in call)
     callers: list[str]  # channel names in position order
 
 
@@ -57,13 +57,14 @@ def queue_show(box: Sandbox) -> Shown:
         re.M,
     )
     assert head, out
-    members: dict[str, tuple[bool, str]] = {}
+    members: dict[str, tuple[bool, str, bool]] = {}
     for m in re.finditer(r"^\s+\S.*? \((Local/\S+)\)(.*)$", out, re.M):
         states = re.findall(r"\(([^()]*)\)", m.group(2))
         status = next(s for s in states if s in {
             "Not in use", "In use", "Busy", "Invalid", "Unavailable", "Ringing", "Ring+Inuse",
             "On Hold", "Unknown"})
-        members[m.group(1)] = (any(s.startswith("paused") for s in states), status)
+        members[m.group(1)] = (any(s.startswith("paused") for s in states), status,
+                               "in call" in states)
     callers = [
         (int(pos), chan)
         for pos, chan in re.findall(r"^\s+(\d+)\. (\S+) \(wait: ", out, re.M)
@@ -86,9 +87,11 @@ def assert_matches(view: QueueView, shown: Shown) -> None:
     assert [c.position for c in view.callers] == list(range(1, len(shown.callers) + 1))
     assert len(view.callers) == shown.calls
     assert set(view.members) == set(shown.members)
-    for interface, (paused, status) in shown.members.items():
+    for interface, (paused, status, in_call) in shown.members.items():
         member = view.members[interface]
         assert member.paused == paused, (interface, member, shown)
+        # "(in call)" is app_queue's member->starttime, as QueueStatus's InCall is
+        assert member.in_call == in_call, (interface, member, shown)
         assert (member.status == DEVICE_INUSE) == (status == "In use"), (interface, member, shown)
     assert (view.holdtime, view.talktime) == (shown.holdtime, shown.talktime)
     assert (view.completed, view.abandoned) == (shown.completed, shown.abandoned)

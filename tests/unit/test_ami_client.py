@@ -208,3 +208,34 @@ def test_backoff_is_jittered_exponential_and_capped():
     assert backoff_delay(20, 1.0) == 30.0
     assert backoff_delay(3, 0.5) == 2.0
     assert backoff_delay(5, 0.0) == 0.25  # never zero: no tight reconnect loop
+
+
+async def test_close_is_not_logged_as_a_lost_connection(fake, caplog):
+    # /tmp/qstate-failure.log's "second drop" after the restart, `ami_connection_lost
+    # reason=None`, was this: the fixture's close() at teardown, logged as a loss
+    client = client_for(fake)
+    await client.start()
+    await client.wait_ready(5)
+    fake.drop_all()
+    await fake.wait_until(lambda: len(fake.connections) == 2)
+    await client.wait_ready(5)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="nohold.ami.client"):
+        await client.close()
+    assert [r.getMessage() for r in caplog.records if "ami_" in r.getMessage()] == [
+        f"ami_closed host=127.0.0.1 port={fake.port} connects=2"]
+    assert not client.ready
+
+
+async def test_a_drop_we_decide_on_says_why(fake, caplog):
+    fake.silent.add("Ping")
+    client = client_for(fake, ping_interval=0.05)
+    await client.start()
+    try:
+        with caplog.at_level("WARNING", logger="nohold.ami.client"):
+            await client.wait_ready(5)
+            await fake.wait_until(lambda: len(fake.connections) == 2, timeout=10)
+        lost = [r.getMessage() for r in caplog.records if "ami_connection_lost" in r.getMessage()]
+        assert lost and "Ping unanswered" in lost[0], lost
+    finally:
+        await client.close()

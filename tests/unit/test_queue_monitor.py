@@ -107,3 +107,41 @@ async def test_lost_connection_makes_the_view_not_fresh_and_other_queues_are_ign
     for h in client.lost_handlers:
         h()
     assert not monitor.fresh
+
+
+def queue_member(iface, status, in_call):
+    return {"Event": "QueueMember", "Queue": "q", "Location": iface, "Name": iface,
+            "Status": str(status), "InCall": "1" if in_call else "0", "Paused": "0"}
+
+
+def member_status(iface, status, in_call):
+    return {"Event": "QueueMemberStatus", "Queue": "q", "Interface": iface,
+            "Status": str(status), "InCall": "1" if in_call else "0", "Paused": "0"}
+
+
+async def test_a_lagging_member_status_replayed_on_the_snapshot_does_not_end_the_call():
+    # QueueStatus read B's starttime (InCall=1); the INUSE QueueMemberStatus published just
+    # before starttime was set (InCall=0) reached us while the snapshot was being read
+    client = StubClient([PARAMS, queue_member("Local/b@x", 2, True)],
+                        during=[member_status("Local/b@x", 2, False)])
+    monitor = QueueMonitor(client)
+    await client.ready_handlers[0]()
+    assert monitor.view("q").members["Local/b@x"].in_call
+
+
+async def test_the_view_is_the_last_snapshot_after_any_number_of_reconnects():
+    client = StubClient([PARAMS])
+    monitor = QueueMonitor(client)
+    for n in range(1, 4):
+        client.status = [PARAMS, queue_member("Local/b@x", 2, n % 2 == 1), entry(f"c{n}", 1)]
+        # seen on the old connection before it dropped (the counts agree: no suspect resync)
+        client.emit(join(f"stale{n}", min(n, 2), min(n, 2)))
+        client.ready = False
+        for h in client.lost_handlers:
+            h()
+        assert not monitor.fresh
+        client.ready = True
+        await client.ready_handlers[0]()
+        assert monitor.resyncs == n and monitor.fresh
+        assert uids(monitor) == [f"c{n}"]
+        assert monitor.view("q").members["Local/b@x"].in_call == (n % 2 == 1)

@@ -235,3 +235,42 @@ def test_events_after_rebuild_continue_from_the_snapshot():
     views = run([join("z", 3, 3), leave("x", 1, 2)], views=views, now=51.0)
     assert ids(views["q"]) == [("y", 1), ("z", 2)]
     assert not views["q"].suspect
+
+
+def agent_connect(iface, uid="c1"):
+    return {"Event": "AgentConnect", "Queue": "q", "Interface": iface, "Uniqueid": uid,
+            "HoldTime": "0", "RingTime": "0"}
+
+
+def test_a_member_status_that_lags_agent_connect_does_not_end_the_call():
+    # The order AMI delivered in tests/e2e/test_queue_state.py (/tmp/qstate-failure.log):
+    # app_queue's try_calling() publishes AgentConnect and only then sets member->starttime
+    # (under the queue lock); its device-state callback, holding that lock, publishes the
+    # member's INUSE QueueMemberStatus in between, with InCall computed from starttime = 0.
+    # `queue show` and QueueStatus say "in call" from then on: the view must too.
+    views = run([member("Local/a@x", event="QueueMemberAdded"), join("c1", 1, 1),
+                 leave("c1", 1, 0), agent_connect("Local/a@x"),
+                 member("Local/a@x", status=DEVICE_INUSE, in_call=False)])
+    a = views["q"].members["Local/a@x"]
+    assert a.in_call and a.status == DEVICE_INUSE
+    # nor does any other member event sampled in that window (a pause, a penalty)
+    views = run([{**member("Local/a@x", status=DEVICE_INUSE, event="QueueMemberPause"),
+                  "Paused": "1"}], views=views)
+    assert views["q"].members["Local/a@x"].in_call and views["q"].members["Local/a@x"].paused
+    # the device going idle does: app_queue's update_status() ends the call then
+    views = run([member("Local/a@x", status=DEVICE_NOT_INUSE)], views=views)
+    assert not views["q"].members["Local/a@x"].in_call
+
+
+def test_the_member_status_before_agent_connect_and_in_call_member_events_still_count():
+    views = run([member("Local/a@x", event="QueueMemberAdded"),
+                 member("Local/a@x", status=DEVICE_INUSE, in_call=False),
+                 agent_connect("Local/a@x")])
+    assert views["q"].members["Local/a@x"].in_call
+    views = run([{"Event": "AgentComplete", "Queue": "q", "Interface": "Local/a@x",
+                  "Uniqueid": "c1", "HoldTime": "0", "TalkTime": "5", "Reason": "caller"}],
+                views=views)
+    assert not views["q"].members["Local/a@x"].in_call
+    # a member event that says InCall=1 was sampled while a call was up: believe it
+    views = run([member("Local/a@x", status=DEVICE_INUSE, in_call=True)], views=views)
+    assert views["q"].members["Local/a@x"].in_call
