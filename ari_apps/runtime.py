@@ -285,12 +285,7 @@ def _channel_of(event: dict[str, Any]) -> str | None:
     channel = event.get("channel")
     if isinstance(channel, dict):
         return channel.get("id")
-    playback = event.get("playback")
-    if isinstance(playback, dict):
-        target = playback.get("target_uri", "")
-        if target.startswith("channel:"):
-            return target[len("channel:"):]
-    return None
+    return _playback_target(event, "channel:")
 
 
 def _bridge_of(event: dict[str, Any]) -> str | None:
@@ -299,9 +294,14 @@ def _bridge_of(event: dict[str, Any]) -> str | None:
     if event.get("type") == "BridgeDestroyed":
         bridge = event.get("bridge")
         return bridge.get("id") if isinstance(bridge, dict) else None
+    return _playback_target(event, "bridge:")
+
+
+def _playback_target(event: dict[str, Any], kind: str) -> str | None:
+    """The id in a playback event's target_uri ("channel:<id>", "bridge:<id>")."""
     playback = event.get("playback")
     if isinstance(playback, dict):
-        target = playback.get("target_uri", "")
-        if target.startswith("bridge:"):
-            return target[len("bridge:"):]
+        target = str(playback.get("target_uri", ""))
+        if target.startswith(kind):
+            return target[len(kind):]
     return None

@@ -115,6 +115,19 @@ class Sandbox:
         out = self.cli("dialplan reload")
         logger.debug("dialplan reload: %s", out.strip())
 
+    def wait_fully_booted(self, timeout: float = BOOT_TIMEOUT) -> None:
+        """After `core restart now`: until Asterisk says it is fully booted (asked,
+        not slept for). Raises SandboxError when it does not come back in time."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if "fully booted" in self.cli("core waitfullybooted", timeout=10).lower():
+                    return
+            except (subprocess.SubprocessError, OSError, SandboxError):
+                pass
+            time.sleep(0.2)
+        raise SandboxError(f"sandbox {self.name!r} did not come back within {timeout:g}s")
+
     def is_running(self) -> bool:
         if self._proc is not None:
             return self._proc.poll() is None

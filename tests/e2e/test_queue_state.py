@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 import os
 import re
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -106,18 +104,6 @@ async def assert_summary_matches(client: AmiClient, view: QueueView) -> None:
     s = summary[0]
     assert (int(s["LoggedIn"]), int(s["Available"]), int(s["Callers"])) == (
         view.logged_in, view.available, len(view.callers)), (s, view)
-
-
-def _wait_booted(box: Sandbox, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if "fully booted" in box.cli("core waitfullybooted", timeout=10).lower():
-                return
-        except (subprocess.SubprocessError, OSError, RuntimeError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError("Asterisk did not come back after restart")
 
 
 @pytest.fixture
@@ -215,7 +201,7 @@ async def test_view_matches_queue_show_through_waits_abandon_and_a_restart(own_a
         connects = client.connects
         box.cli("core restart now")
         await monitor.wait_for(lambda _: not monitor.fresh, WAIT)
-        await asyncio.to_thread(_wait_booted, box)
+        await asyncio.to_thread(box.wait_fully_booted)
         await monitor.wait_resynced(after=resyncs, timeout=60)
         assert client.connects == connects + 1
         view = q(monitor.snapshot())

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import time
 
 import pytest
 
@@ -37,22 +35,10 @@ def own_asterisk():
         box.stop()
 
 
-def _wait_booted(box, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if "fully booted" in box.cli("core waitfullybooted", timeout=10).lower():
-                return
-        except (subprocess.SubprocessError, OSError, RuntimeError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError("Asterisk did not come back after restart")
-
-
 async def test_nohold_reconnects_after_asterisk_restarts(own_asterisk, start_nohold):
     app = await start_nohold(box=own_asterisk)
     own_asterisk.cli("core restart now")
-    await asyncio.to_thread(_wait_booted, own_asterisk)
+    await asyncio.to_thread(own_asterisk.wait_fully_booted)
     await app.wait_ready(own_asterisk, timeout=30)
     async with ScriptedCaller(own_asterisk, context="nohold-inbound", exten="s") as caller:
         await caller.wait_for_playback("/main_menu", timeout=20)
