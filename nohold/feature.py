@@ -26,6 +26,15 @@ from callbackdb.notice_ledger import NoticeLedger
 from nohold.ami.queues import QueueMonitor
 from nohold.config import Section, Settings
 
+# HTTP sessions nohold holds at Asterisk at most, whatever the load: every ARI
+# client shares one pool of ARI_POOL_SIZE kept-alive REST connections, plus one
+# WebSocket per Stasis application (at most MAX_STASIS_APPS, checked at start).
+# Asterisk's http.conf sessionlimit (default 100) is shared with the admin's other
+# HTTP and ARI users, so this stays small and fixed.
+ARI_POOL_SIZE = 8
+MAX_STASIS_APPS = 4
+HTTP_SESSIONS_MAX = ARI_POOL_SIZE + MAX_STASIS_APPS
+
 
 @dataclass
 class ServiceContext:

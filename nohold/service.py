@@ -27,7 +27,7 @@ from callbackdb.notice_ledger import NoticeLedger
 from nohold import registry
 from nohold.config import Settings
 from nohold.decisions.peers import exposure_warnings
-from nohold.feature import CheckFailed, ServiceContext
+from nohold.feature import ARI_POOL_SIZE, MAX_STASIS_APPS, CheckFailed, ServiceContext
 from nohold.prompts import PromptError, check_prompts
 
 log = logging.getLogger("nohold.service")
@@ -35,12 +35,6 @@ log = logging.getLogger("nohold.service")
 
 class StartupError(Exception):
     """nohold cannot start; the message says what to fix."""
-
-
-# ARI REST connections nohold keeps open at most, whatever the load: every one is
-# an HTTP session counted against Asterisk's http.conf sessionlimit (default 100),
-# which the admin's other ARI/HTTP users share.
-ARI_POOL_SIZE = 8
 
 
 @dataclass
@@ -123,6 +117,9 @@ async def serve(
     for feature in features:
         part = feature.start(ctx)
         runtimes += [StasisRuntime(ari, stasis) for ari, stasis in part.stasis]
+        if len(runtimes) > MAX_STASIS_APPS:  # a programming error, not a config one
+            raise RuntimeError(f"more than {MAX_STASIS_APPS} Stasis apps: raise "
+                               "MAX_STASIS_APPS in nohold/feature.py and its docs")
         agi_routes.update(part.agi_routes)
         background += part.tasks
     agi = FastAgiServer(agi_routes, allow=settings.agi.allowed,

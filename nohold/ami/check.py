@@ -34,7 +34,7 @@ class AmiCheckReport:
 
 
 async def check_ami(
-    settings: AmiSettings, contexts: Sequence[str] = NOHOLD_CONTEXTS
+    settings: AmiSettings, contexts: Sequence[str] = NOHOLD_CONTEXTS, http_need: int = 0
 ) -> AmiCheckReport:
     """Log in once with `settings` and check permissions, app_queue and the dialplan."""
     report = AmiCheckReport()
@@ -80,6 +80,8 @@ async def check_ami(
         await _check_app_queue(client, report)
         for context in contexts:
             await _check_context(client, user, context, report)
+        if http_need:
+            await _check_http_sessions(client, user, http_need, report)
     finally:
         await client.close()
     return report
@@ -158,3 +160,40 @@ async def _check_context(
         return
     entries = [f for f in list_fields(result) if f.get("Event") == "ListDialplan"]
     report.notes.append(f"dialplan: [{context}] loaded ({len(entries)} priorities)")
+
+
+# Asterisk's http.conf default: every ARI WebSocket and kept-alive REST connection
+# of every HTTP user counts against it.
+DEFAULT_SESSION_LIMIT = 100
+
+
+async def _check_http_sessions(
+    client: AmiClient, user: str, need: int, report: AmiCheckReport
+) -> None:
+    """Asterisk's HTTP sessionlimit against the sessions nohold may hold (`need`),
+    read from http.conf over AMI (GetConfig needs read=config: else only a note)."""
+    try:
+        result = await client.action("GetConfig", {"Filename": "http.conf"})
+    except AmiErrorResponse:
+        report.notes.append(
+            f"http: sessionlimit not read (GetConfig needs read=config for [{user}]); nohold "
+            f"holds at most {need} HTTP sessions: keep http.conf sessionlimit (default "
+            f"{DEFAULT_SESSION_LIMIT}) above that plus your other HTTP/ARI users"
+        )
+        return
+    limit = DEFAULT_SESSION_LIMIT
+    for message in list_fields(result):
+        for key, value in message.items():
+            if key.startswith("Line-") and str(value).replace(" ", "").startswith(
+                    "sessionlimit="):
+                raw = str(value).split("=", 1)[1].strip()
+                limit = int(raw) if raw.isdigit() else DEFAULT_SESSION_LIMIT
+    line = (f"http: sessionlimit {limit}, nohold holds at most {need} sessions "
+            f"(its ARI pool and one WebSocket per ARI app)")
+    if limit < need + 10:
+        report.problems.append(
+            f"{line}: too tight, calls would fail when your other HTTP users connect; "
+            f"raise sessionlimit in http.conf [general] to at least {need + 10}"
+        )
+    else:
+        report.notes.append(line)

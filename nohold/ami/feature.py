@@ -12,7 +12,13 @@ from nohold.ami.client import AmiClient
 from nohold.ami.queues import QueueMonitor
 from nohold.ami.settings import AmiSettings, parse_ami_settings
 from nohold.config import Section, Settings
-from nohold.feature import CheckFailed, Contribution, Feature, ServiceContext
+from nohold.feature import (
+    HTTP_SESSIONS_MAX,
+    CheckFailed,
+    Contribution,
+    Feature,
+    ServiceContext,
+)
 
 log = logging.getLogger("nohold.ami")
 
@@ -36,7 +42,7 @@ def start(ctx: ServiceContext) -> Contribution:
 
 
 async def check(settings: Settings) -> str:
-    report = await check_ami(settings.section(AmiSettings))
+    report = await check_ami(settings.section(AmiSettings), http_need=HTTP_SESSIONS_MAX)
     if not report.ok:
         raise CheckFailed("; ".join(report.problems))
     return "\n".join(report.notes) or "ami: ok"

@@ -16,7 +16,7 @@ import uuid
 import pytest
 
 from ari_apps.ari_client import AriError
-from nohold.service import ARI_POOL_SIZE
+from nohold.feature import ARI_POOL_SIZE
 from tests.support.events import Events
 from tests.support.leaks import server_sessions
 

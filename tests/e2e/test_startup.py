@@ -27,7 +27,8 @@ def test_check_reports_every_part_ok(config):
     result = run_cli(config(), "check")
     assert result.returncode == 0, result.stderr
     for part in ("config: ok", "prompts: ok", "database: ok (schema 0001)",
-                 "ari: ok (Asterisk 22.", "ami: logged in as 'nohold'"):
+                 "ari: ok (Asterisk 22.", "ami: logged in as 'nohold'",
+                 "http: sessionlimit 100, nohold holds at most 12 sessions"):
         assert part in result.stdout
 
 
