@@ -31,6 +31,9 @@ class Watchdog:
         self.ami = ami
         self.outages = {app: Outage(settings.grace_seconds) for app in self.apps}
         self.handed_over = 0
+        # A continue is queued behind the channel's current playback, so a channel
+        # handed over can stay listed in the app until its prompt ends: ask once.
+        self.sent: dict[str, set[str]] = {app: set() for app in self.apps}
 
     async def run(self) -> None:
         log.info("watchdog_started apps=%s grace=%.1fs poll=%.1fs playback_stop=%s",
@@ -53,9 +56,14 @@ class Watchdog:
         now = asyncio.get_running_loop().time()
         for app, where in self.apps.items():
             down_for = self.outages[app].observe(now, liveness_app(app) in names)
+            present = channels_of(apps, app)
+            self.sent[app] &= set(present)
             if down_for is None:
+                self.sent[app].clear()
                 continue
-            for channel_id in channels_of(apps, app):
+            for channel_id in present:
+                if channel_id in self.sent[app]:
+                    continue
                 if not await self._still_down(app):
                     log.info("watchdog_stand_down app=%s: nohold is back", app)
                     self.outages[app].observe(now, True)
@@ -99,5 +107,6 @@ class Watchdog:
                         channel_id, app, exc)
             return
         self.handed_over += 1
+        self.sent[app].add(channel_id)
         log.warning("watchdog_handover channel=%s app=%s down_for=%.1f to=%s,%s,%s",
                     channel_id, app, down_for, context, exten, priority)
