@@ -114,6 +114,9 @@ def test_the_shipped_systemd_unit_restarts_always_and_runs_real_commands():
 
 
 def test_shipped_watchdog_unit_restarts_always_and_runs_the_watchdog_command() -> None:
+    import configparser
+    import shlex
+
     from nohold.cli import main
 
     unit = configparser.ConfigParser(strict=False, interpolation=None)
