@@ -24,6 +24,21 @@ CONNECTED_EVENT = "NoholdConnected"
 reconciles what it owns then, since Asterisk does not replay missed events."""
 
 
+LIVENESS_SUFFIX = ".alive"
+
+
+def liveness_app(app: str) -> str:
+    """The companion app a nohold process registers on the same WebSocket as `app`.
+
+    Asterisk keeps an app whose socket is gone in `GET /applications` for as long
+    as it owns channels, with nothing in the answer to say it is inactive: a live
+    and a dead `app` with callers look the same. The companion never owns
+    anything, so Asterisk drops it the moment the socket goes: it is registered
+    exactly while `app`'s socket is up, and a 404 for it means "nobody serves `app`".
+    """
+    return app + LIVENESS_SUFFIX
+
+
 class AriError(Exception):
     """ARI could not be reached or answered unexpectedly."""
 
@@ -66,6 +81,7 @@ class AriClient:
         session: aiohttp.ClientSession | None = None,
         request_timeout: float = 10.0,
         backoff_max: float = 10.0,
+        also_register: tuple[str, ...] = (),
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.app = app
@@ -77,6 +93,8 @@ class AriClient:
         # the delivery waits for). Asterisk unsubscribes these "all" sources by
         # itself when the socket closes, and no device-state path is ever taken.
         self.subscribe = subscribe
+        # More apps on the same socket (e.g. liveness_app(app)): they live and die with it.
+        self.also_register = also_register
         # Credentials go in a header, never in the URL, so they stay out of logs.
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         self._headers = {"Authorization": f"Basic {token}"}
@@ -157,7 +175,8 @@ class AriClient:
     async def _one_connection(self) -> AsyncIterator[dict[str, Any]]:
         ws_url = self.base_url.replace("http", "ws", 1) + "/ari/events"
         async with self.session.ws_connect(
-            ws_url, params={"app": self.app}, headers=self._headers, heartbeat=20
+            ws_url, params={"app": ",".join((self.app, *self.also_register))},
+            headers=self._headers, heartbeat=20,
         ) as ws:
             self._ws = ws
             if self.subscribe:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
 from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriHttpError
@@ -66,6 +66,9 @@ class StasisRuntime:
         self.tasks: set[asyncio.Task[None]] = set()
         self.replaced = asyncio.Event()
         self.connected = asyncio.Event()
+        # Stops an orphan's current playback by channel id alone (the old process's
+        # playback ids died with it); without it the hand-over waits for the prompt's end.
+        self.stop_orphan_playback: Callable[[str], Awaitable[None]] | None = None
 
     @property
     def app(self) -> str:
@@ -237,6 +240,12 @@ class StasisRuntime:
         for channel_id in sorted(unknown - set(self.channels)):
             log.warning("reconcile_orphan app=%s channel=%s: sending to fallback",
                         self.app, channel_id)
+            if self.stop_orphan_playback is not None:
+                try:
+                    await self.stop_orphan_playback(channel_id)
+                except Exception as exc:  # noqa: BLE001 - the hand-over matters more
+                    log.warning("orphan_playback_stop_failed app=%s channel=%s error=%s",
+                                self.app, channel_id, exc)
             await self._hand_over(channel_id, self.feature.fallback(None))
 
     async def _hand_over(self, channel_id: str, where: DialplanLocation | None) -> None:

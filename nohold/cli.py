@@ -34,6 +34,9 @@ def main(ctx: click.Context, config: Path | None) -> None:
     """nohold: a customer-service line that keeps its promises to callers."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    # For feature commands, which sit below the registry and cannot import it.
+    ctx.obj["load_settings"] = lambda: _settings(ctx)
+    ctx.obj["orphan_fallbacks"] = registry.orphan_fallbacks
 
 
 @main.command()

@@ -11,7 +11,7 @@ above the adapters: it knows their shapes, never a feature.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,8 @@ import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agi_scripts.fastagi import Route as AgiRoute
-from ari_apps.ari_client import AriClient
-from ari_apps.runtime import StasisFeature
+from ari_apps.ari_client import AriClient, liveness_app
+from ari_apps.runtime import DialplanLocation, StasisFeature
 from callbackdb.notice_ledger import NoticeLedger
 from nohold.ami.queues import QueueMonitor
 from nohold.config import Section, Settings
@@ -53,7 +53,9 @@ class ServiceContext:
 
     def ari(self, app: str) -> AriClient:
         a = self.settings.ari
-        return AriClient(a.url, a.user, a.password, app, session=self.http)
+        # The companion app tells `nohold watchdog` (REST only) that this socket is up.
+        return AriClient(a.url, a.user, a.password, app, session=self.http,
+                         also_register=(liveness_app(app),))
 
 
 @dataclass
@@ -83,3 +85,6 @@ class Feature:
     enabled: Callable[[Settings], bool] = lambda settings: True
     checks: tuple[Check, ...] = ()
     commands: tuple[click.Command, ...] = ()
+    # Stasis app -> where a caller left in it goes when no nohold serves the app
+    # (read by `nohold watchdog`, which runs without the feature being started).
+    orphans: Callable[[Settings], Mapping[str, DialplanLocation]] = lambda settings: {}

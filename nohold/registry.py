@@ -12,9 +12,11 @@ from ari_apps.ivr import feature as ivr
 from nohold import config
 from nohold.ami import feature as ami
 from nohold.feature import Feature
+from nohold.watchdog import feature as watchdog
 
 # In start order: ami first, so that later features find the queue state.
-FEATURES: tuple[Feature, ...] = (ami.FEATURE, ivr.FEATURE, notice_once.FEATURE)
+FEATURES: tuple[Feature, ...] = (ami.FEATURE, ivr.FEATURE, notice_once.FEATURE,
+                                 watchdog.FEATURE)
 
 
 def sections() -> tuple[config.Section, ...]:
@@ -33,3 +35,11 @@ def parse_settings(raw: Mapping[str, Any], source: str = "built-in defaults") ->
 
 def enabled(settings: config.Settings) -> list[Feature]:
     return [f for f in FEATURES if f.enabled(settings)]
+
+
+def orphan_fallbacks(settings: config.Settings) -> dict[str, tuple[str, str, int]]:
+    """Every enabled feature's Stasis apps and where their orphaned callers go."""
+    out: dict[str, tuple[str, str, int]] = {}
+    for f in enabled(settings):
+        out.update(f.orphans(settings))
+    return out

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,7 @@ from callbackdb.engine import DatabaseUrlError, make_engine
 from callbackdb.migrate import current_revision, head_revision
 from callbackdb.notice_ledger import NoticeLedger
 from nohold import registry
+from nohold.ami.client import AmiClient, stop_channel_playback
 from nohold.config import Settings
 from nohold.decisions.peers import exposure_warnings
 from nohold.feature import ARI_POOL_SIZE, MAX_STASIS_APPS, CheckFailed, ServiceContext
@@ -122,6 +124,10 @@ async def serve(
                                "MAX_STASIS_APPS in nohold/feature.py and its docs")
         agi_routes.update(part.agi_routes)
         background += part.tasks
+    if ctx.queues is not None:
+        stop_playback = _ami_playback_stopper(ctx.queues.client)
+        for rt in runtimes:
+            rt.stop_orphan_playback = stop_playback
     agi = FastAgiServer(agi_routes, allow=settings.agi.allowed,
                         command_timeout=settings.agi.command_timeout)
 
@@ -177,6 +183,15 @@ async def serve(
         return 3
     log.info("stopped cleanly")
     return 0
+
+
+def _ami_playback_stopper(client: AmiClient) -> Callable[[str], Awaitable[None]]:
+    async def stop(channel_id: str) -> None:
+        # Reconcile runs right at (re)connect, when AMI may still be logging in.
+        await client.wait_ready(2.0)
+        await stop_channel_playback(client, channel_id)
+
+    return stop
 
 
 async def _all_connected(runtimes: list[StasisRuntime]) -> None:

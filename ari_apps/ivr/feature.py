@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ari_apps.ivr.flow import IvrFlow
 from ari_apps.ivr.settings import SECTION, IvrSettings
+from ari_apps.runtime import DialplanLocation
+from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
 
 
@@ -14,4 +16,10 @@ def start(ctx: ServiceContext) -> Contribution:
     return Contribution(stasis=[(ctx.ari(settings.ari.app), flow)])
 
 
-FEATURE = Feature(name="ivr", start=start, section=SECTION)
+def orphans(settings: Settings) -> dict[str, DialplanLocation]:
+    r = settings.routes
+    return {settings.ari.app: settings.section(IvrSettings).fallback.location(
+        r.queue_context, r.person_context)}
+
+
+FEATURE = Feature(name="ivr", start=start, section=SECTION, orphans=orphans)

@@ -406,3 +406,16 @@ def _lost_reason(exc: object) -> str:
     if exc is None:
         return "closed by Asterisk"
     return repr(str(exc)) if isinstance(exc, str | AmiError) else repr(exc)
+
+
+async def stop_channel_playback(client: AmiClient, channel_id: str) -> None:
+    """Stop whatever the channel is playing, without knowing the playback's id.
+
+    An ARI `continue` waits in the channel's command queue behind the playback,
+    and a restarted nohold cannot DELETE a playback whose id only the dead
+    process knew (ARI lists no playbacks). ControlPlayback queues a stream-stop
+    frame on the channel itself (found by name or uniqueid, i.e. the ARI id),
+    which ends ARI's current sound playback at once. With nothing playing the
+    frame is read and dropped by Stasis. Raises AmiError (e.g. no such channel).
+    """
+    await client.action("ControlPlayback", {"Channel": channel_id, "Control": "stop"})

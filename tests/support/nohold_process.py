@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ari_apps.ari_client import AriClient, wait_for_application
+from ari_apps.ari_client import AriClient, liveness_app, wait_for_application
 from nohold.logs import problem_lines
 from nohold.sandbox.nohold_config import sandbox_overrides, to_toml
 
@@ -60,7 +60,9 @@ class NoholdProcess:
     async def wait_ready(self, box: Any, timeout: float = 30) -> None:
         async with AriClient(box.ari_url, box.ari_user, box.ari_password, "probe") as ari:
             try:
-                await wait_for_application(ari, self.app, timeout=timeout,
+                # The companion, not the app: a killed nohold's app stays listed as
+                # long as it owns callers, so it would look ready before this one is.
+                await wait_for_application(ari, liveness_app(self.app), timeout=timeout,
                                            alive=lambda: self.proc is None
                                            or self.proc.poll() is None)
             except (RuntimeError, TimeoutError) as exc:

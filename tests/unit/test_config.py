@@ -111,3 +111,19 @@ def test_the_shipped_systemd_unit_restarts_always_and_runs_real_commands():
         argv = shlex.split(service[key])
         assert argv[1:3] == ["-c", "/etc/nohold/nohold.toml"]
         assert argv[3] in main.commands, f"{key}: no `nohold {argv[3]}` command"
+
+
+def test_shipped_watchdog_unit_restarts_always_and_runs_the_watchdog_command() -> None:
+    import configparser
+    import shlex
+
+    from nohold.cli import main
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "config" / "nohold-watchdog.service")
+    service = unit["Service"]
+    assert (service["Restart"], service["RestartSec"]) == ("always", "1")
+    argv = shlex.split(service["ExecStart"])
+    assert argv[1:] == ["-c", "/etc/nohold/nohold.toml", "watchdog"]
+    assert "watchdog" in main.commands
