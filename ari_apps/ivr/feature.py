@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ari_apps.ivr.flow import IvrFlow
+from ari_apps.ivr.prompt_check import check_asterisk_plays_prompts
 from ari_apps.ivr.settings import SECTION, IvrSettings
 from nohold.feature import Contribution, Feature, ServiceContext
 
@@ -14,4 +15,5 @@ def start(ctx: ServiceContext) -> Contribution:
     return Contribution(stasis=[(ctx.ari(settings.ari.app), flow)])
 
 
-FEATURE = Feature(name="ivr", start=start, section=SECTION)
+FEATURE = Feature(name="ivr", start=start, section=SECTION,
+                  checks=(check_asterisk_plays_prompts,))
