@@ -102,8 +102,12 @@ class Channel:
     async def answer(self) -> None:
         await self._rest("POST", f"/channels/{self.id}/answer")
 
-    async def play(self, media: str, *, interruptible: bool) -> str | None:
-        """Play to the end; with `interruptible`, a key press stops it and is returned."""
+    async def play(self, media: str, *, interruptible: bool,
+                   hangup_grace: float = 1.0) -> str | None:
+        """Play to the end; with `interruptible`, a key press stops it and is returned.
+        A failed playback waits up to `hangup_grace` seconds for the hang-up events that
+        may trail it; 0 for a caller that will retry at once (a retry on a channel that
+        is gone fails by itself)."""
         playback_id = f"nohold-{uuid.uuid4().hex[:16]}"
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._playbacks[playback_id] = done
@@ -111,7 +115,7 @@ class Channel:
         if not done.done():
             self._accepted.add(playback_id)
         if not interruptible:
-            await self._check_finished(await self._until_gone(done))
+            await self._check_finished(await self._until_gone(done), hangup_grace)
             return None
         key_task: asyncio.Future[str] = asyncio.ensure_future(self.keys.get())
         waiting: set[asyncio.Future[Any]] = {done, key_task}
@@ -123,17 +127,21 @@ class Channel:
         if key_task.done() and not key_task.cancelled():
             await self._stop_playback(playback_id)
             return key_task.result()
-        await self._check_finished(done.result())
+        await self._check_finished(done.result(), hangup_grace)
         return None
 
-    async def _check_finished(self, state: str) -> None:
+    async def _check_finished(self, state: str, hangup_grace: float) -> None:
         """A playback that failed because the caller left is a hang-up, not a success.
         Asterisk may send that PlaybackFinished before the hang-up events."""
         self.last_play_failed = state != "done"
         if state == "done":
             return
+        if self.gone.is_set():
+            raise CallerHungUp(self.id)
+        if hangup_grace <= 0:
+            return  # the caller retries, and says so in its own log line
         try:
-            await asyncio.wait_for(self.gone.wait(), 1.0)
+            await asyncio.wait_for(self.gone.wait(), hangup_grace)
         except TimeoutError:
             log.warning("playback_failed channel=%s state=%s", self.id, state)
             return

@@ -28,5 +28,5 @@ class NoticePlay(Base):
     notice_version: Mapped[str] = mapped_column(String(80), nullable=False)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    # playing -> completed | caller_hung_up | failed
+    # playing -> completed | caller_hung_up | failed | not_told
     outcome: Mapped[str] = mapped_column(String(20), nullable=False, default="playing")

@@ -14,7 +14,9 @@ from callbackdb.engine import sessions
 from callbackdb.models import NoticePlay
 from nohold.decisions.ids import BadId, check_id
 
-OUTCOMES = ("completed", "caller_hung_up", "failed")
+# not_told: Asterisk could not play it, even on a retry, and the caller went on untold.
+# The column is a free String(20) (no CHECK): a new outcome needs no migration.
+OUTCOMES = ("completed", "caller_hung_up", "failed", "not_told")
 
 log = logging.getLogger("nohold.notice")
 

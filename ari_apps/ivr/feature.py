@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ari_apps.ivr.flow import IvrFlow
+from ari_apps.ivr.prompt_check import check_asterisk_plays_prompts
 from ari_apps.ivr.settings import SECTION, IvrSettings
 from ari_apps.runtime import DialplanLocation
 from nohold.config import Settings
@@ -22,4 +23,5 @@ def orphans(settings: Settings) -> dict[str, DialplanLocation]:
         r.queue_context, r.person_context)}
 
 
-FEATURE = Feature(name="ivr", start=start, section=SECTION, orphans=orphans)
+FEATURE = Feature(name="ivr", start=start, section=SECTION, orphans=orphans,
+                  checks=(check_asterisk_plays_prompts,))

@@ -60,8 +60,14 @@ class IvrFlow:
         ch.call_id = call_id or ch.call_id or await ch.fetch_call_id()
         logs.call_id.set(ch.call_id)
         log.info("call_start channel=%s caller=%s menu=%s", ch.id, ch.caller, menu)
+        told = True  # not claimed: told earlier in this call, its variable inherited
         if await self.answer_and_claim_notice(ch):
-            await self.play_notice(ch)
+            told = await self.play_notice(ch)
+        if not told and self.ivr.not_told == "fallback":
+            # The transfer prompt is skipped: it lives beside the notice Asterisk
+            # could not open, and would only add silence.
+            await self.send_on(ch, self.ivr.fallback, {}, announce=False)
+            return
         route, identity = await self.choose_route(ch, menu)
         await self.send_on(ch, route, identity)
 
@@ -90,31 +96,47 @@ class IvrFlow:
             ch.call_id, ch.id, ch.caller, self.settings.notice.version
         )
 
-    async def play_notice(self, ch: Channel) -> None:
-        notice = self.settings.notice
+    async def play_notice(self, ch: Channel) -> bool:
+        """Play the claimed notice; True when the caller heard all of it. A notice
+        Asterisk fails to play (a missing file, a playback ended early) is tried once
+        more; failing again, the call is `not_told`. The channel variables say what
+        the caller heard as soon as that is known, so a hand-over at shutdown keeps
+        them honest too."""
+        log.info("notice_start channel=%s version=%s", ch.id, self.settings.notice.version)
         outcome = "failed"
-        log.info("notice_start channel=%s version=%s", ch.id, notice.version)
-        loop = asyncio.get_running_loop()
-        started = loop.time()
         try:
-            await ch.play(self.media(notice.prompt), interruptible=False)
-            heard = loop.time() - started
-            if ch.last_play_failed:
-                outcome = "failed"  # Channel already waited for a hang-up that did not come
-            elif heard + CUT_SHORT_TOLERANCE < self.notice_seconds:
-                # Asterisk may report PlaybackFinished before the hang-up events: the
-                # clock, not the event order, says whether the caller heard it all.
-                outcome = await self._why_cut_short(ch, heard)
-            else:
-                outcome = "completed"
+            # No hang-up grace on the first try: a retry on a channel that is gone
+            # fails by itself, so a missing file costs the caller one wait, not two.
+            outcome = await self._notice_attempt(ch, hangup_grace=0.0)
+            if outcome == "failed":
+                log.info("notice_retry channel=%s", ch.id)
+                outcome = await self._notice_attempt(ch, hangup_grace=1.0)
+                if outcome == "failed":
+                    outcome = "not_told"
+                    log.warning("notice_not_told channel=%s then=%s", ch.id, self.ivr.not_told)
         except CallerHungUp:
             outcome = "caller_hung_up"
             raise
         finally:
-            await self._record_notice(ch, outcome)
+            await self._settle_notice(ch, outcome)
         dropped = ch.discard_keys()
         if dropped:
             log.info("keys_during_notice_ignored channel=%s keys=%s", ch.id, "".join(dropped))
+        return outcome == "completed"
+
+    async def _notice_attempt(self, ch: Channel, hangup_grace: float) -> str:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await ch.play(self.media(self.settings.notice.prompt), interruptible=False,
+                      hangup_grace=hangup_grace)
+        heard = loop.time() - started
+        if ch.last_play_failed:
+            return "failed"  # Channel already waited for a hang-up that did not come
+        if heard + CUT_SHORT_TOLERANCE < self.notice_seconds:
+            # Asterisk may report PlaybackFinished before the hang-up events: the
+            # clock, not the event order, says whether the caller heard it all.
+            return await self._why_cut_short(ch, heard)
+        return "completed"
 
     async def _why_cut_short(self, ch: Channel, heard: float) -> str:
         try:
@@ -124,6 +146,34 @@ class IvrFlow:
                         self.notice_seconds)
             return "failed"
         raise CallerHungUp(ch.id)
+
+    async def _settle_notice(self, ch: Channel, outcome: str) -> None:
+        """The proof row and the channel variables, finished even when a shutdown
+        cancels the call meanwhile: it hands the caller over next, and the dialplan
+        there must read the truth."""
+        work = asyncio.ensure_future(self._record_and_mark(ch, outcome))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            await asyncio.wait({work}, timeout=2.0)
+            if work.done() and not work.cancelled() and work.exception() is not None:
+                log.warning("notice_variables_not_set channel=%s outcome=%s error=%s", ch.id,
+                            outcome, work.exception())
+            raise
+
+    async def _record_and_mark(self, ch: Channel, outcome: str) -> None:
+        await self._record_notice(ch, outcome)
+        if outcome == "caller_hung_up":
+            return
+        told = outcome == "completed"
+        # Inherited (__) so that every later leg of the call (a queue's agent, a
+        # transfer) knows whether the caller was told; never "1" unless heard in full.
+        values = {"__NOHOLD_NOTICE_PLAYED": "1" if told else "0",
+                  "NOHOLD_NOTICE": "played" if told else "not_told"}
+        try:
+            await ch.set_vars(values)
+        except CallerHungUp:
+            pass  # the flow's next step ends the call
 
     async def _record_notice(self, ch: Channel, outcome: str) -> None:
         await self.ledger.record(ch.call_id, ch.id, outcome)
@@ -185,11 +235,12 @@ class IvrFlow:
         routes = self.settings.routes
         return route.location(routes.queue_context, routes.person_context)
 
-    async def send_on(self, ch: Channel, route: Route, identity: dict[str, str]) -> None:
+    async def send_on(self, ch: Channel, route: Route, identity: dict[str, str], *,
+                      announce: bool = True) -> None:
         context, exten, priority = self.location(route)
-        # Inherited (__) so that every later leg of the call knows the notice was given.
-        await ch.set_vars({"__NOHOLD_NOTICE_PLAYED": "1", "NOHOLD_ROUTE": str(route), **identity})
-        await ch.play(self.media(self.ivr.transfer_prompt), interruptible=False)
+        await ch.set_vars({"NOHOLD_ROUTE": str(route), **identity})
+        if announce:
+            await ch.play(self.media(self.ivr.transfer_prompt), interruptible=False)
         log.info("call_routed channel=%s route=%s to=%s,%s,%s", ch.id, route, context, exten,
                  priority)
         await ch.continue_to(context, exten, priority)

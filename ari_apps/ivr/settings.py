@@ -17,6 +17,7 @@ from nohold.config import (
     Table,
     bounded,
     check_prompt_known,
+    choice,
     digits_range,
     route,
 )
@@ -43,6 +44,14 @@ class IdentificationSettings:
     second_factor_digits: tuple[int, int] = (2, 8)
 
 
+# Where a caller goes whose notice Asterisk could not play, even on a retry:
+# "fallback" (ivr.fallback, a person or a queue) or "continue" (on into the menu).
+# "fallback" by default: a notice Asterisk cannot open usually means none of the
+# prompts can be opened (a wrong prompts.asterisk_dir), so the menu would be
+# silent too, and a person can tell the caller about the recording themselves.
+NOT_TOLD_CHOICES = ("fallback", "continue")
+
+
 @dataclass(frozen=True)
 class IvrSettings:
     start_menu: str = "main"
@@ -51,6 +60,7 @@ class IvrSettings:
     invalid_prompt: str = "invalid"
     transfer_prompt: str = "transferring"
     fallback: Route = field(default_factory=lambda: parse_route("person:operator"))
+    not_told: str = "fallback"
     menus: Mapping[str, Menu] = field(default_factory=dict)
     identification: IdentificationSettings = field(default_factory=IdentificationSettings)
 
@@ -99,6 +109,7 @@ def parse_ivr(t: Table, env: Mapping[str, str]) -> IvrSettings:
         invalid_prompt=t.get("invalid_prompt", str, "invalid"),
         transfer_prompt=t.get("transfer_prompt", str, "transferring"),
         fallback=route(t, "fallback", t.get("fallback", str, "person:operator")),
+        not_told=choice(t, "not_told", "fallback", NOT_TOLD_CHOICES),
         menus=menus,
         identification=ident,
     )

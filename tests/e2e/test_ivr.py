@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 
 import pytest
@@ -231,3 +232,44 @@ async def test_twenty_callers_hanging_up_mid_notice_all_get_honest_proof_rows(
         outcomes.append(row.outcome)
     assert outcomes == ["caller_hung_up"] * 20
     assert app.problems() == []
+
+
+@pytest.mark.parametrize("not_told", ["fallback", "continue"])
+async def test_a_notice_asterisk_cannot_open_is_retried_then_the_call_is_not_told(
+        asterisk, start_nohold, ledger_for, tmp_path, not_told):
+    """The issue's chroot case at run time: the notice file goes away after start. The
+    caller is not left in silence, never marked as told, and goes where config says."""
+    # A private copy of the prompts: the session's are shared with every other test.
+    own = asterisk.run_dir / f"prompts-not-told-{not_told}"
+    shutil.copytree(asterisk.prompts_dir, own)
+    app = await start_nohold({**FAST, "ivr": {**FAST["ivr"], "not_told": not_told},
+                              "prompts": {"dir": str(own),
+                                          "asterisk_dir": asterisk.in_asterisk(own)}})
+    (own / "notice.wav").unlink()
+    try:
+        async with ScriptedCaller(asterisk, context="nohold-inbound", exten="s") as caller:
+            if not_told == "continue":
+                await caller.wait_for_playback("/main_menu", timeout=20)
+                await caller.press("1")
+                reached = await caller.wait_reached("queue:tech", timeout=15)
+            else:
+                reached = await caller.wait_reached("person:operator", timeout=20)
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+    assert len(notices(caller)) == 2, caller.format_timeline()  # the first try and one retry
+    assert reached.userevent.get("notice") == "0", reached
+    assert reached.userevent.get("told") == "not_told", reached
+    row = await ledger_for(app).get(ivr_call_id(caller))
+    assert row is not None and row.outcome == "not_told"
+    assert f"notice_not_told channel={caller.dialplan_channel_id} then={not_told}" in app.log()
+    if not_told == "fallback":
+        assert not [m for m in caller.playbacks() if m.endswith(("/main_menu", "/transferring"))]
+
+
+async def test_the_variable_says_1_only_after_a_completed_notice(asterisk, start_nohold):
+    await start_nohold(FAST)
+    async with ScriptedCaller(asterisk, context="nohold-inbound", exten="s") as caller:
+        await caller.wait_for_playback("/main_menu", timeout=20)
+        await caller.press("3")
+        reached = await caller.wait_reached("person:operator", timeout=15)
+    assert (reached.userevent.get("notice"), reached.userevent.get("told")) == ("1", "played")

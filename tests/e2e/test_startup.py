@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -23,13 +24,51 @@ def config(asterisk, prompts, tmp_path):
     return make
 
 
-def test_check_reports_every_part_ok(config):
+def test_check_reports_every_part_ok(config, asterisk):
     result = run_cli(config(), "check")
     assert result.returncode == 0, result.stderr
+    seen_by_asterisk = asterisk.in_asterisk(asterisk.prompts_dir)
     for part in ("config: ok", "prompts: ok", "database: ok (schema 0001)",
                  "ari: ok (Asterisk 22.", "ami: logged in as 'nohold'",
-                 "http: sessionlimit 100, nohold holds at most 12 sessions"):
+                 "http: sessionlimit 100, nohold holds at most 12 sessions",
+                 f"prompts: Asterisk played 7 of 7 from {seen_by_asterisk}"):
         assert part in result.stdout
+
+
+@pytest.mark.parametrize("asterisk_dir", ["host path", "unset"])
+def test_check_fails_when_asterisk_cannot_play_the_prompts_naming_the_path(
+        config, asterisk, asterisk_dir):
+    """The chroot case of the issue: nohold finds every file, Asterisk (in its chroot)
+    none. The sandbox's Asterisk runs chrooted, so its own host path is unreadable to it."""
+    host = str(asterisk.prompts_dir)
+    assert asterisk.in_asterisk(asterisk.prompts_dir) != host, "the sandbox is not chrooted"
+    result = run_cli(config({"prompts": {"asterisk_dir": host if asterisk_dir == "host path"
+                                         else ""}}), "check")
+    assert result.returncode == 1, result.stdout
+    err = " ".join(result.stderr.split())
+    assert f"Asterisk could not play 7 of 7 as sound:{host}/<name>" in err
+    assert "notice" in err and "PlaybackFinished state=failed" in err
+    key = "prompts.asterisk_dir" if asterisk_dir == "host path" else "prompts.dir"
+    assert f"Asterisk looked under {key} = '{host}'" in err
+    assert "Traceback" not in result.stderr
+
+
+async def test_the_prompt_check_is_quick_and_leaves_no_bridge(asterisk, prompts, tmp_path):
+    from ari_apps.ari_client import AriClient
+    from ari_apps.ivr.prompt_check import check_asterisk_plays_prompts
+    from nohold.registry import load_settings
+
+    settings = load_settings(write_config(asterisk, tmp_path / "nohold.toml"), env={})
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    line = await check_asterisk_plays_prompts(settings)
+    took = loop.time() - started
+    assert line.startswith("prompts: Asterisk played 7 of 7")
+    assert took < 1.5, f"{took:.2f}s"
+    async with AriClient(asterisk.ari_url, asterisk.ari_user, asterisk.ari_password,
+                         "probe") as ari:
+        bridges = await ari.request("GET", "/bridges")
+    assert [b["id"] for b in bridges if b["id"].startswith("nohold-check-")] == []
 
 
 @pytest.mark.parametrize("command", ["check", "run"])

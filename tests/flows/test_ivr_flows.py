@@ -44,9 +44,11 @@ async def test_key_1_reaches_tech_queue_with_the_notice_flag_set_before_continue
     assert ivr.requests_of(call) == [
         "POST /channels/{ch}/answer",
         "POST /channels/{ch}/play/{pb:notice}",
+        # As soon as it is heard: a hand-over from here on keeps the truth.
+        "POST /channels/{ch}/variable __NOHOLD_NOTICE_PLAYED=1",
+        "POST /channels/{ch}/variable NOHOLD_NOTICE=played",
         "POST /channels/{ch}/play/{pb:main_menu}",
         "DELETE /playbacks/{pb:main_menu}",   # the key barged in
-        "POST /channels/{ch}/variable __NOHOLD_NOTICE_PLAYED=1",
         "POST /channels/{ch}/variable NOHOLD_ROUTE=queue:tech",
         "POST /channels/{ch}/play/{pb:transferring}",
         "POST /channels/{ch}/continue nohold-queues,tech,1",
@@ -170,10 +172,12 @@ async def test_a_rest_500_anywhere_sends_the_caller_to_the_fallback_with_one_log
         fake: FakeAri, start_ivr: IvrFactory, caplog_calls, method, path, where):
     fake.playback_policy = menus_wait_for_keys
     ivr = await start_ivr(MENU_WAITS)
-    fault = fake.fail(method, path, 500)
+    if path == "/channels/*/play/*":
+        fault = fake.fail(method, path, 500)
     call = await ivr.call()
     if path != "/channels/*/play/*":
         await call.wait_playing("main_menu")
+        fault = fake.fail(method, path, 500)  # past the notice's own variables
         await call.press("1")
     await call.wait_left()
     await ivr.idle()
@@ -327,6 +331,7 @@ async def test_shutdown_hands_a_caller_in_the_menu_to_the_fallback_after_stoppin
     ]
     assert call.continued_to == FALLBACK
     assert (await notice_row(ivr, call)).outcome == "completed"
+    assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "1"  # set when heard, not in send_on
     assert f"shutdown_handover app={APP} channel={call.id}" in caplog_calls.text
     assert [p for p in problems(caplog_calls)] == []
 
@@ -341,6 +346,7 @@ async def test_shutdown_during_the_notice_keeps_its_proof_row(fake: FakeAri,
     assert call.continued_to == FALLBACK
     # Not "completed": the caller did not hear it all. Not still "playing" either.
     assert (await notice_row(ivr, call)).outcome == "failed"
+    assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "0"
 
 
 async def test_two_callers_are_independent(fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
@@ -396,12 +402,129 @@ async def test_a_call_entering_stasis_while_reconcile_asks_is_served_not_orphane
 
 async def test_a_notice_that_fails_to_play_costs_the_caller_one_second_of_silence_not_two(
         fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    """Retried once, yet one hang-up wait in all: the retry itself finds a gone caller."""
     fake.playback_policy = (lambda call, media: PlaybackPolicy.fail()
-                            if media.endswith("/notice") else PlaybackPolicy.never())
-    ivr = await start_ivr(MENU_WAITS, notice_seconds=5.0)
+                            if media.endswith("/notice") else menus_wait_for_keys(call, media))
+    ivr = await start_ivr({**MENU_WAITS, "not_told": "continue"}, notice_seconds=5.0)
     call = await ivr.call()
     started = asyncio.get_running_loop().time()
     await call.wait_playing("main_menu", timeout=3.0)
     waited = asyncio.get_running_loop().time() - started
-    assert (await notice_row(ivr, call)).outcome == "failed"
+    assert call.prompts[:2] == ["notice", "notice"]
+    assert (await notice_row(ivr, call)).outcome == "not_told"
+    assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "0"
+    assert call.variables["NOHOLD_NOTICE"] == "not_told"
     assert waited < 1.5, f"{waited:.2f}s of silence before the menu"
+    await call.press("1")
+    await call.wait_left()
+    assert call.continued_to == ("nohold-queues", "tech", 1)
+    assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "0"  # nothing on the way out says 1
+
+
+# -- the notice Asterisk cannot play: retried once, then not_told ------------------------
+async def test_a_notice_asterisk_cannot_play_twice_sends_the_caller_to_the_fallback_untold(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    fake.playback_policy = PlaybackPolicy.fail()
+    ivr = await start_ivr(MENU_WAITS, notice_seconds=5.0)
+    call = await ivr.call()
+    await call.wait_left()
+    await ivr.idle()
+    assert ivr.requests_of(call) == [
+        "POST /channels/{ch}/answer",
+        "POST /channels/{ch}/play/{pb:notice}",
+        "POST /channels/{ch}/play/{pb:notice}",
+        "POST /channels/{ch}/variable __NOHOLD_NOTICE_PLAYED=0",
+        "POST /channels/{ch}/variable NOHOLD_NOTICE=not_told",
+        "POST /channels/{ch}/variable NOHOLD_ROUTE=person:operator",
+        # No "transferring": it sits beside the notice Asterisk could not open.
+        "POST /channels/{ch}/continue nohold-people,operator,1",
+    ]
+    assert call.continued_to == FALLBACK
+    assert (await notice_row(ivr, call)).outcome == "not_told"
+    assert [p.split()[1] for p in problems(caplog_calls)] == ["playback_failed",
+                                                               "notice_not_told"]
+    assert "call_failed" not in caplog_calls.text
+
+
+async def test_not_told_goes_to_the_configured_fallback_queue(fake: FakeAri,
+                                                             start_ivr: IvrFactory):
+    fake.playback_policy = PlaybackPolicy.fail()
+    ivr = await start_ivr({"fallback": "queue:billing", "not_told": "fallback"})
+    call = await ivr.call()
+    await call.wait_left()
+    assert call.continued_to == ("nohold-queues", "billing", 1)
+    assert call.variables["NOHOLD_NOTICE"] == "not_told"
+
+
+async def test_a_notice_that_plays_on_the_retry_is_completed_and_quiet(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    tries: list[str] = []
+
+    def first_notice_fails(call: FakeCall, media: str) -> PlaybackPolicy:
+        if media.endswith("/notice"):
+            tries.append(media)
+            return PlaybackPolicy.fail() if len(tries) == 1 else PlaybackPolicy.at_once()
+        return menus_wait_for_keys(call, media)
+
+    fake.playback_policy = first_notice_fails
+    ivr = await start_ivr(MENU_WAITS)
+    call = await ivr.call()
+    await call.wait_playing("main_menu")
+    assert call.prompts == ["notice", "notice", "main_menu"]
+    assert (await notice_row(ivr, call)).outcome == "completed"
+    assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "1"
+    assert "notice_retry" in caplog_calls.text
+    assert problems(caplog_calls) == []  # a retry that worked is no admin's problem
+
+
+async def test_a_notice_cut_short_twice_is_not_told_too(fake: FakeAri, start_ivr: IvrFactory):
+    """Ended early with the caller still there (a truncated file): not heard, so retried."""
+    fake.playback_policy = menus_wait_for_keys  # the notice "done" at once: 0 s of 5 s
+    ivr = await start_ivr({"not_told": "continue", **MENU_WAITS}, notice_seconds=5.0)
+    call = await ivr.call()
+    await call.wait_playing("main_menu", timeout=4.0)
+    assert call.prompts[:2] == ["notice", "notice"]
+    assert (await notice_row(ivr, call)).outcome == "not_told"
+    assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "0"
+
+
+async def test_a_notice_already_heard_in_the_call_leaves_the_inherited_variable_alone(
+        fake: FakeAri, start_ivr: IvrFactory):
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    first = await ivr.call()
+    await first.wait_playing("main_menu")
+    # The same call enters again on a new channel that inherited the variable.
+    again = await fake.new_call(APP, ["main", first.linkedid], linkedid=first.linkedid)
+    again.variables["__NOHOLD_NOTICE_PLAYED"] = "1"
+    await again.wait_playing("main_menu")
+    await again.press("1")
+    await again.wait_left()
+    assert again.prompts == ["main_menu", "transferring"]
+    assert not [r for r in fake.requested("POST", f"/channels/{again.id}/variable")
+                if r.params["variable"].endswith("NOTICE_PLAYED")
+                or r.params["variable"] == "NOHOLD_NOTICE"]
+    assert again.variables["__NOHOLD_NOTICE_PLAYED"] == "1"
+
+
+async def test_a_shutdown_while_the_notice_variables_are_set_still_sets_them_first(
+        fake: FakeAri, start_ivr: IvrFactory):
+    """The hand-over after a completed notice must find the variable set: the shutdown
+    lands exactly while it is being set."""
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    stopping: list[asyncio.Task[None]] = []
+
+    async def shut_down_now(request) -> None:  # type: ignore[no-untyped-def]
+        if request.params.get("variable") == "__NOHOLD_NOTICE_PLAYED" and not stopping:
+            stopping.append(asyncio.create_task(ivr.runtime.shutdown(grace=2.0)))
+            await asyncio.sleep(0.05)  # the cancel reaches the flow mid-request
+
+    fake.on_request("POST", "/channels/*/variable", shut_down_now)
+    call = await ivr.call()
+    await fake.until(lambda: bool(stopping))
+    await stopping[0]
+    assert call.continued_to == FALLBACK
+    assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "1"
+    assert call.variables["NOHOLD_NOTICE"] == "played"
+    assert "main_menu" not in call.prompts

@@ -25,6 +25,8 @@ def test_example_file_parses_and_matches_defaults_where_it_says_so():
     defaults = parse_settings({})
     assert example.section(IvrSettings).menus.keys() == defaults.section(IvrSettings).menus.keys()
     assert example.notice.max_seconds == defaults.notice.max_seconds
+    assert example.section(IvrSettings).not_told == defaults.section(IvrSettings).not_told \
+        == "fallback"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +37,8 @@ def test_example_file_parses_and_matches_defaults_where_it_says_so():
         ({"notice": {"max_seconds": 500}}, ["notice.max_seconds = 500", "between"]),
         ({"notice": {"max_seconds": "5"}}, ["notice.max_seconds = '5'", "expected a float"]),
         ({"ivr": {"max_repeats": 9}}, ["ivr.max_repeats", "between 0 and 5"]),
+        ({"ivr": {"not_told": "person"}},
+         ["ivr.not_told = 'person'", "allowed values are fallback, continue"]),
         ({"ivr": {"fallback": "menu:main"}}, ["ivr.fallback", "never another menu"]),
         ({"ivr": {"fallback": "call:me"}}, ["ivr.fallback = 'call:me'", "a route is"]),
         ({"ivr": {"start_menu": "nope"}}, ["ivr.start_menu = 'nope'", "defined: main, billing"]),
