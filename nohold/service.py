@@ -39,12 +39,8 @@ class StartupError(Exception):
 
 # ARI REST connections nohold keeps open at most, whatever the load: every one is
 # an HTTP session counted against Asterisk's http.conf sessionlimit (default 100),
-# which the admin's other ARI/HTTP users share. Every call makes at least two
-# requests before its notice starts (answer, play): 8 connections made them queue
-# at 50 calls at once (bench/notice_latency.py: median 171-338 ms with 8 against
-# 32 ms with 32, the floor 10-116 ms, bench/README.md). 32 lets two nodes on one
-# Asterisk hold 64 sessions plus their WebSockets, a third of the limit left.
-ARI_POOL_SIZE = 32
+# which the admin's other ARI/HTTP users share.
+ARI_POOL_SIZE = 8
 
 
 @dataclass
