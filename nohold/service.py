@@ -112,7 +112,8 @@ async def serve(
              report.db_revision)
     engine = make_engine(settings.database.url)
     http = ari_http_pool()
-    ctx = ServiceContext(settings, engine, NoticeLedger(engine), report.prompt_seconds, http)
+    ledger = NoticeLedger(engine)
+    ctx = ServiceContext(settings, engine, ledger, report.prompt_seconds, http)
     runtimes: list[StasisRuntime] = []
     agi_routes: dict[str, AgiRoute] = {}
     background: list[Any] = []
@@ -135,6 +136,9 @@ async def serve(
         for rt in runtimes:
             await rt.ari.close()
         await http.close()
+        # Outcomes recorded by call tasks cancelled at shutdown (record() is shielded)
+        # may still be in the ledger's write queue: write them before disposing.
+        await ledger.drain()
         await engine.dispose()
 
     if settings.agi.enabled and agi_routes:

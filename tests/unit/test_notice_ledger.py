@@ -102,3 +102,53 @@ async def test_an_id_the_ledger_refuses_still_means_play_the_notice(ledger, capl
     led, _ = ledger
     assert await led.claim_or_assume_first("x" * 65, "ch-1", "100", "v1") is True
     assert "notice_ledger_refused" in caplog.text
+
+
+async def test_claims_arriving_together_are_one_transaction_and_one_winner_per_call(ledger):
+    """Group commit: 40 claims at once, two channels each for 20 calls (and one call
+    already claimed before): exactly one winner per call, every row written."""
+    led, engine = ledger
+    assert await led.claim("call-0", "ch-early", "100", "v1") is True
+    results = await asyncio.gather(*(
+        led.claim(f"call-{i % 20}", f"ch-{i}", "100", "v1") for i in range(40)
+    ))
+    winners = {f"call-{i % 20}" for i, won in enumerate(results) if won}
+    assert sum(results) == 19 and winners == {f"call-{i}" for i in range(1, 20)}
+    async with engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM notice_plays"))).scalar() == 20
+    await asyncio.gather(*(led.finish(f"call-{i}", "completed") for i in range(20)),
+                         led.claim("call-20", "ch-x", "100", "v1"))
+    for i in range(20):
+        assert (await led.get(f"call-{i}")).outcome == "completed"
+    assert (await led.get("call-20")).outcome == "playing"
+
+
+async def test_one_failing_write_does_not_fail_the_others_in_its_batch(ledger, monkeypatch):
+    """A batch that fails is retried row by row: only the bad row's waiter sees the error."""
+    from sqlalchemy.exc import OperationalError
+
+    led, _ = ledger
+    real = led._write_batch
+
+    async def poisoned(claims, finishes):
+        if any(row["call_id"] == "call-bad" for row, _ in claims):
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        await real(claims, finishes)
+
+    monkeypatch.setattr(led, "_write_batch", poisoned)
+    results = await asyncio.gather(
+        *(led.claim(f"call-{i}", "ch-1", "100", "v1") for i in range(5)),
+        led.claim("call-bad", "ch-1", "100", "v1"), return_exceptions=True,
+    )
+    assert results[:5] == [True] * 5 and isinstance(results[5], OperationalError)
+    assert await led.claim_or_assume_first("call-bad", "ch-2", "100", "v1") is True  # play
+
+
+async def test_drain_waits_for_outcomes_handed_in(ledger):
+    led, _ = ledger
+    await led.claim("call-1", "ch-1", "100", "v1")
+    pending = asyncio.ensure_future(asyncio.shield(led.finish("call-1", "caller_hung_up")))
+    await asyncio.sleep(0)
+    await led.drain()
+    assert (await led.get("call-1")).outcome == "caller_hung_up"
+    await pending
