@@ -25,6 +25,7 @@ def menus_wait_for_keys(call: FakeCall, media: str) -> PlaybackPolicy:
 
 
 async def notice_row(ivr, call: FakeCall):  # type: ignore[no-untyped-def]
+    await ivr.ledger.drain()  # the proof is written in the background, off the call
     row = await ivr.ledger.get(call.linkedid)
     assert row is not None, "the notice was claimed, so a proof row exists"
     return row
