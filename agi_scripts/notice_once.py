@@ -62,7 +62,8 @@ class NoticeOnce:
             return
 
         first = await self.ledger.claim_or_assume_first(call_id, channel_id, caller,
-                                                        self.settings.notice.version)
+                                                        self.settings.notice.version,
+                                                        wait=self.settings.notice.claim_wait)
         if not first:
             await agi.set_variable("NOHOLD_NOTICE", "skipped")
             await agi.set_variable("NOHOLD_AGI_STATUS", "OK")
@@ -80,7 +81,8 @@ class NoticeOnce:
             reason = f"agi_timeout command={exc.command}"
             raise
         finally:
-            await self.ledger.record(call_id, channel_id, outcome, reason)
+            # In the background: the dialplan goes on without waiting for the database.
+            self.ledger.record_soon(call_id, channel_id, outcome, reason)
         await self._played(agi)
 
     async def _play(self, agi: AgiRequest) -> None:

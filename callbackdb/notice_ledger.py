@@ -10,6 +10,12 @@ calls at once the 20th claim queued behind 19 others (bench/README.md). A claim
 still returns only after its row is committed, and the unique key on call_id
 still decides between channels and nodes: nothing of the promise is weakened.
 Nothing waits for a batch to fill either: an idle writer starts at once.
+
+The database never holds a caller: a claim not answered within `claim_wait`
+means "play the notice" (claim-or-play, the claim finishes in the background),
+outcomes are written in the background, and a batch the database cannot take
+(locked past busy_timeout, down) goes to the durable outbox (callbackdb/outbox.py),
+replayed in order ahead of the next batch, in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,11 +28,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callbackdb.engine import sessions
 from callbackdb.models import NoticePlay
+from callbackdb.outbox import ProofOutbox
 from nohold.decisions.ids import BadId, check_id
 
 # not_told: Asterisk could not play it, even on a retry, and the caller went on untold.
@@ -39,8 +46,18 @@ log = logging.getLogger("nohold.notice")
 # since 3.32; 6 columns a row). Larger backlogs take several statements, one commit.
 MAX_BATCH = 500
 
+# What the database says when it is locked, down or unreachable: the batch goes to the
+# outbox. Any other error (a bad row) is retried row by row, as before.
+UNAVAILABLE = (OperationalError, InterfaceError, OSError)
+
+# Seconds a caller waits for the claim when the caller of claim_or_assume_first
+# does not say ([notice] claim_wait).
+DEFAULT_CLAIM_WAIT = 1.0
+
 _Claim = tuple[dict[str, Any], asyncio.Future[bool]]
-_Finish = tuple[dict[str, Any], asyncio.Future[None]]
+# A finish's future says True when written to the database, False when to the outbox.
+_Finish = tuple[dict[str, Any], asyncio.Future[bool]]
+_Record = tuple[str, dict[str, Any]]
 
 
 def _waiters(claims: list[_Claim], finishes: list[_Finish]) -> list[asyncio.Future[Any]]:
@@ -48,8 +65,15 @@ def _waiters(claims: list[_Claim], finishes: list[_Finish]) -> list[asyncio.Futu
 
 
 class NoticeLedger:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, outbox: ProofOutbox | None = None) -> None:
         self._engine = engine
+        self.outbox = outbox
+        # Records in the outbox file; -1 = not read yet (the writer reads it first).
+        self._backlog = -1 if outbox is not None else 0
+        self._replay_wanted = outbox is not None
+        # Proofs neither the database nor the outbox took (a full disk): counted.
+        self.unrecorded = 0
+        self._background: set[asyncio.Task[Any]] = set()
         self._sessions = sessions(engine)
         # ON CONFLICT (call_id) DO NOTHING RETURNING call_id: the rows we inserted are
         # the claims we won; a call_id already present (another channel, another node)
@@ -91,20 +115,40 @@ class NoticeLedger:
         self._wake_writer()
         return await won
 
-    async def finish(self, call_id: str, outcome: str) -> None:
+    async def finish(self, call_id: str, outcome: str) -> bool:
+        """True when written to the database, False when kept in the outbox."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown notice outcome {outcome!r}")
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         params = {"b_call_id": call_id, "b_outcome": outcome, "b_finished_at": datetime.now(UTC)}
         self._finishes.append((params, done))
         self._wake_writer()
-        await done
+        return await done
+
+    @property
+    def backlog(self) -> int:
+        """Proofs waiting in the outbox (0 before the writer first read it)."""
+        return max(self._backlog, 0)
+
+    def replay(self) -> None:
+        """Ask the writer to replay the outbox now (at start, then periodically)."""
+        if self.outbox is not None and self._backlog != 0:
+            self._replay_wanted = True
+            self._wake_writer()
+
+    async def replay_forever(self, interval: float) -> None:
+        while True:
+            self.replay()
+            await asyncio.sleep(interval)
 
     async def drain(self) -> None:
         """Until every claim and outcome handed in so far is written (before the
-        engine is disposed at shutdown: shielded outcomes outlive their call task)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.wait({self._writer})
+        engine is disposed at shutdown: background outcomes outlive their call task)."""
+        while self._background or (self._writer is not None and not self._writer.done()):
+            if self._background:
+                await asyncio.wait(set(self._background))
+            if self._writer is not None and not self._writer.done():
+                await asyncio.wait({self._writer})
 
     # -- the group-commit writer ---------------------------------------------------------
     def _wake_writer(self) -> None:
@@ -114,13 +158,22 @@ class NoticeLedger:
             self._writer = asyncio.create_task(self._write_all(), context=contextvars.Context())
 
     async def _write_all(self) -> None:
-        while self._claims or self._finishes:
+        while self._claims or self._finishes or self._replay_wanted:
+            self._replay_wanted = False
             claims, self._claims = self._claims, []
             finishes, self._finishes = self._finishes, []
+            replay = await self._read_outbox()
             try:
-                await self._write_batch(claims, finishes)
-            except SQLAlchemyError as exc:
-                if len(claims) + len(finishes) == 1:
+                await self._write_batch(claims, finishes, replay)
+                if replay:
+                    await self._cleared(len(replay))
+            except (SQLAlchemyError, OSError) as exc:
+                if replay:
+                    log.warning("notice_outbox_replay_failed backlog=%d error=%s",
+                                len(replay), type(exc).__name__)
+                if self.outbox is not None and isinstance(exc, UNAVAILABLE):
+                    await self._to_outbox(claims, finishes, exc)
+                elif len(claims) + len(finishes) == 1:
                     self._fail(claims, finishes, exc)
                 else:
                     # One bad row must not fail the others: write each on its own.
@@ -133,28 +186,87 @@ class NoticeLedger:
                     fut.cancel()
                 raise
 
+    async def _read_outbox(self) -> list[_Record]:
+        if self.outbox is None or self._backlog == 0:
+            return []
+        try:
+            records = await self.outbox.read()
+        except OSError:
+            log.exception("notice_outbox_unreadable path=%s", self.outbox.path)
+            return []
+        self._backlog = len(records)
+        return records
+
+    async def _cleared(self, replayed: int) -> None:
+        assert self.outbox is not None
+        log.info("notice_outbox_replayed proofs=%d", replayed)
+        try:
+            await self.outbox.clear(replayed)
+            self._backlog = 0
+        except OSError:
+            # Committed but not removed: the next replay writes them again, a no-op.
+            log.exception("notice_outbox_not_cleared path=%s", self.outbox.path)
+
+    async def _to_outbox(self, claims: list[_Claim], finishes: list[_Finish],
+                         exc: BaseException) -> None:
+        """The database cannot take this batch: keep it, in order, on disk. Claims
+        still fail (unknown whether first: the caller is told); outcomes are kept."""
+        assert self.outbox is not None
+        records: list[_Record] = [("claim", row) for row, _ in claims]
+        records += [("finish", params) for params, _ in finishes]
+        if not records:  # only a replay failed: it stays in the file for the next one
+            return
+        try:
+            await self.outbox.append(records)
+        except OSError:
+            self.unrecorded += len(records)
+            for kind, values in records:
+                log.error("notice_proof_unrecorded call_id=%s kind=%s error=%s",
+                          values.get("call_id") or values.get("b_call_id"), kind, exc)
+            self._fail(claims, finishes, exc)
+            return
+        self._backlog = max(self._backlog, 0) + len(records)
+        for kind, values in records:
+            log.warning("notice_proof_outboxed call_id=%s kind=%s backlog=%d error=%s",
+                        values.get("call_id") or values.get("b_call_id"), kind, self._backlog,
+                        type(exc).__name__)
+        for _, fut in claims:
+            if not fut.done():
+                fut.set_exception(exc)
+        for _, done in finishes:
+            if not done.done():
+                done.set_result(False)
+
     async def _write_alone(self, claims: list[_Claim], finishes: list[_Finish]) -> None:
         try:
             await self._write_batch(claims, finishes)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             self._fail(claims, finishes, exc)
 
     @staticmethod
-    def _fail(claims: list[_Claim], finishes: list[_Finish], exc: SQLAlchemyError) -> None:
+    def _fail(claims: list[_Claim], finishes: list[_Finish], exc: BaseException) -> None:
         # The error itself is raised in each waiter: claim_or_assume_first turns it
         # into "play the notice", record() into notice_proof_not_saved.
         for fut in _waiters(claims, finishes):
             if not fut.done():
                 fut.set_exception(exc)
 
-    async def _write_batch(self, claims: list[_Claim], finishes: list[_Finish]) -> None:
-        """One transaction for all of them; futures are resolved only after the commit."""
+    async def _write_batch(self, claims: list[_Claim], finishes: list[_Finish],
+                           replay: list[_Record] | None = None) -> None:
+        """One transaction for all of them; futures are resolved only after the commit.
+        The outbox's records go first, one by one in file order: a call's outcome
+        must land after its claim."""
         first: dict[str, int] = {}  # call_id -> index of its first claim in this batch
         for i, (row, _) in enumerate(claims):
             first.setdefault(row["call_id"], i)
         rows = [claims[i][0] for i in first.values()]
         won: set[str] = set()
         async with self._engine.begin() as conn:
+            for kind, values in replay or []:
+                if kind == "claim":
+                    await self._insert(conn, [values])
+                else:
+                    await conn.execute(self._finish_stmt, [values])
             for start in range(0, len(rows), MAX_BATCH):
                 won |= await self._insert(conn, rows[start:start + MAX_BATCH])
             for start in range(0, len(finishes), MAX_BATCH):
@@ -166,7 +278,7 @@ class NoticeLedger:
                 fut.set_result(row["call_id"] in won and first[row["call_id"]] == i)
         for _, done in finishes:
             if not done.done():
-                done.set_result(None)
+                done.set_result(True)
 
     async def _insert(self, conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
         if len(rows) == 1:  # the common case when calls do not overlap: no executemany
@@ -176,13 +288,29 @@ class NoticeLedger:
         return {str(call_id) for call_id in result.scalars()}
 
     async def claim_or_assume_first(
-        self, call_id: str, channel_id: str, caller: str, version: str
+        self, call_id: str, channel_id: str, caller: str, version: str,
+        wait: float = DEFAULT_CLAIM_WAIT,
     ) -> bool:
         """claim(), but a database failure means "play it": the law asks for the notice,
-        and a caller told twice is a lesser harm than one recorded without being told."""
+        and a caller told twice is a lesser harm than one recorded without being told.
+        So is a database slower than `wait` seconds (locked by another process: each
+        claim queues behind busy_timeout): the caller hears the notice and the claim
+        finishes in the background."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        # Its own task: the claim is written even if the wait ends or the call is cancelled.
+        claiming = asyncio.ensure_future(self.claim(call_id, channel_id, caller, version))
+        done, _ = await asyncio.wait({claiming}, timeout=wait)
+        if not done:
+            log.warning("notice_claim_slow channel=%s waited=%.2fs; playing the notice",
+                        channel_id, loop.time() - started)
+            self._keep(claiming)
+            claiming.add_done_callback(
+                lambda task: self._late_claim(task, channel_id, loop.time() - started))
+            return True
         try:
-            first = await self.claim(call_id, channel_id, caller, version)
-        except SQLAlchemyError:
+            first = claiming.result()
+        except (SQLAlchemyError, OSError):
             log.exception("notice_ledger_unavailable channel=%s; playing the notice", channel_id)
             return True
         except BadId as exc:
@@ -193,18 +321,50 @@ class NoticeLedger:
             log.info("notice_skipped channel=%s reason=already_played_in_call", channel_id)
         return first
 
+    @staticmethod
+    def _late_claim(task: asyncio.Task[bool], channel_id: str, waited: float) -> None:
+        """A claim that came back after its caller was already hearing the notice."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, UNAVAILABLE):
+            # With an outbox, the claim is on disk (notice_proof_outboxed said so).
+            log.warning("notice_claim_late channel=%s waited=%.2fs result=unavailable "
+                        "error=%s", channel_id, waited, type(exc).__name__)
+        elif exc is not None:
+            log.error("notice_claim_late channel=%s waited=%.2fs result=error error=%r",
+                      channel_id, waited, exc)
+        elif task.result():
+            log.info("notice_claim_late channel=%s waited=%.2fs result=claimed",
+                     channel_id, waited)
+        else:
+            # The accepted price of claim-or-play: another channel of this call had
+            # already claimed it, so this caller may have heard the notice twice.
+            log.warning("notice_played_twice channel=%s waited=%.2fs", channel_id, waited)
+
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        # Held until done (the loop keeps only weak references), and drained at shutdown.
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def record_soon(self, call_id: str, channel_id: str, outcome: str, reason: str = "") -> None:
+        """record() in the background: the call goes on without waiting for the
+        database. The task keeps the caller's context (its call id in the logs)."""
+        self._keep(asyncio.ensure_future(self.record(call_id, channel_id, outcome, reason)))
+
     async def record(self, call_id: str, channel_id: str, outcome: str, reason: str = "") -> None:
         """finish(), shielded from cancellation (a shutdown must not lose the proof of a
         notice already heard) and never raising: the call goes on either way. `reason`
         says why a notice failed (the log line carries it; the row has no column)."""
+        extra = f" reason={reason}" if reason else ""
         try:
-            await asyncio.shield(self.finish(call_id, outcome))
-            if reason:
-                log.info("notice_end channel=%s outcome=%s reason=%s", channel_id, outcome, reason)
-            else:
-                log.info("notice_end channel=%s outcome=%s", channel_id, outcome)
-        except SQLAlchemyError:
-            log.exception("notice_proof_not_saved channel=%s outcome=%s", channel_id, outcome)
+            written = await asyncio.shield(self.finish(call_id, outcome))
+        except (SQLAlchemyError, OSError):
+            log.exception("notice_proof_not_saved channel=%s outcome=%s%s", channel_id,
+                          outcome, extra)
+            return
+        where = "" if written else " proof=outbox"
+        log.info("notice_end channel=%s outcome=%s%s%s", channel_id, outcome, extra, where)
 
     async def get(self, call_id: str) -> NoticePlay | None:
         async with self._sessions() as session:

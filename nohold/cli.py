@@ -57,7 +57,9 @@ def check(ctx: click.Context) -> None:
     click.echo(f"prompts: ok ({len(report.prompt_seconds)} files, notice "
                f"{report.prompt_seconds[settings.notice.prompt]:.2f} s "
                f"<= {settings.notice.max_seconds:g} s)")
-    click.echo(f"database: ok (schema {report.db_revision})")
+    waiting = (f", {report.outbox_backlog} proofs waiting in the outbox "
+               f"{settings.database.outbox_path}" if report.outbox_backlog else "")
+    click.echo(f"database: ok (schema {report.db_revision}{waiting})")
     click.echo(f"ari: ok (Asterisk {report.asterisk_version} at {settings.ari.url})")
     for line in report.feature_lines:
         click.echo(line)

@@ -56,6 +56,18 @@ class AriSettings:
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:////var/lib/nohold/nohold.db"
+    # The proof outbox (callbackdb/outbox.py); "" = beside the SQLite file, or in
+    # /var/lib/nohold for PostgreSQL.
+    outbox: str = ""
+
+    @property
+    def outbox_path(self) -> Path:
+        if self.outbox:
+            return Path(self.outbox)
+        m = re.match(r"^sqlite:///(.+)$", self.url)
+        if m and m.group(1) != ":memory:":
+            return Path(m.group(1) + ".outbox.jsonl")
+        return Path("/var/lib/nohold/proof-outbox.jsonl")
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,8 @@ class NoticeSettings:
     prompt: str = "notice"
     version: str = "1"
     max_seconds: float = 5.0
+    # Seconds a caller waits for the claim before hearing the notice anyway.
+    claim_wait: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -344,8 +358,12 @@ def parse_settings(
         raise ConfigError("ari.password contains a control character (a line break?)")
 
     t = top.table("database")
-    database = DatabaseSettings(url=t.get("url", str, DatabaseSettings.url))
+    database = DatabaseSettings(url=t.get("url", str, DatabaseSettings.url),
+                                outbox=t.get("outbox", str, DatabaseSettings.outbox))
     t.done()
+    if _CONTROL.search(database.outbox) or database.outbox.endswith("/"):
+        raise ConfigError(f"database.outbox = {database.outbox!r}: a file path, e.g. "
+                          "/var/lib/nohold/proof-outbox.jsonl")
     if not re.match(r"^(sqlite:///.+|postgresql(\+[a-z0-9]+)?://.+)$", database.url):
         raise ConfigError(
             f"database.url = {database.url!r}: use sqlite:///path or postgresql://user@host/db"
@@ -365,6 +383,9 @@ def parse_settings(
         prompt=t.get("prompt", str, NoticeSettings.prompt),
         version=text(t, "version", NoticeSettings.version, max_len=32),
         max_seconds=bounded(t, "max_seconds", NoticeSettings.max_seconds, 0.5, 60.0),
+        # Below 0.1 s a healthy database would lose races it should win (two notices);
+        # above 5 s the caller hears minutes of silence behind a locked database.
+        claim_wait=bounded(t, "claim_wait", NoticeSettings.claim_wait, 0.1, 5.0),
     )
     t.done()
 

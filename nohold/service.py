@@ -25,6 +25,7 @@ from ari_apps.runtime import StasisRuntime
 from callbackdb.engine import DatabaseUrlError, make_engine
 from callbackdb.migrate import current_revision, head_revision
 from callbackdb.notice_ledger import NoticeLedger
+from callbackdb.outbox import ProofOutbox
 from nohold import registry
 from nohold.ami.client import AmiClient, stop_channel_playback
 from nohold.config import Settings
@@ -33,6 +34,9 @@ from nohold.feature import ARI_POOL_SIZE, MAX_STASIS_APPS, CheckFailed, ServiceC
 from nohold.prompts import PromptError, check_prompts
 
 log = logging.getLogger("nohold.service")
+
+# How often proofs waiting in the outbox are offered to the database again.
+OUTBOX_REPLAY_SECONDS = 5.0
 
 
 class StartupError(Exception):
@@ -45,6 +49,7 @@ class Report:
     prompt_seconds: dict[str, float]
     db_revision: str
     feature_lines: list[str]
+    outbox_backlog: int = 0
 
 
 async def preflight(settings: Settings) -> Report:
@@ -89,7 +94,13 @@ async def preflight(settings: Settings) -> Report:
                 lines.append(await check(settings))
             except CheckFailed as exc:
                 raise StartupError(f"{feature.name}: {exc}") from None
-    return Report(version, durations, revision or "", lines)
+    try:
+        backlog = await asyncio.to_thread(
+            ProofOutbox(settings.database.outbox_path).backlog_sync)
+    except OSError as exc:
+        raise StartupError(f"proof outbox {settings.database.outbox_path}: {exc.strerror}: "
+                           "make it readable or set [database] outbox") from None
+    return Report(version, durations, revision or "", lines, backlog)
 
 
 def ari_http_pool() -> aiohttp.ClientSession:
@@ -112,7 +123,7 @@ async def serve(
              report.db_revision)
     engine = make_engine(settings.database.url)
     http = ari_http_pool()
-    ledger = NoticeLedger(engine)
+    ledger = NoticeLedger(engine, ProofOutbox(settings.database.outbox_path))
     ctx = ServiceContext(settings, engine, ledger, report.prompt_seconds, http)
     runtimes: list[StasisRuntime] = []
     agi_routes: dict[str, AgiRoute] = {}
@@ -158,6 +169,9 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     runners = {asyncio.create_task(rt.run(), name=f"stasis-{rt.app}") for rt in runtimes}
     tasks = {asyncio.create_task(make()) for make in background}
+    # Proofs a locked or down database could not take, from this run or one killed
+    # before: replayed now, then retried while any wait.
+    tasks.add(asyncio.create_task(ledger.replay_forever(OUTBOX_REPLAY_SECONDS)))
     stopper = asyncio.create_task(stop.wait())
     try:
         connected = asyncio.create_task(_all_connected(runtimes))

@@ -86,14 +86,15 @@ class IvrFlow:
         if isinstance(answered, BaseException):
             if first:
                 hung_up = isinstance(answered, CallerHungUp)
-                await self._record_notice(ch, "caller_hung_up" if hung_up else "failed")
+                self._record_notice(ch, "caller_hung_up" if hung_up else "failed")
             raise answered
         return first
 
     async def claim_notice(self, ch: Channel) -> bool:
         """True when this call has not heard the notice yet (once per linkedid)."""
         return await self.ledger.claim_or_assume_first(
-            ch.call_id, ch.id, ch.caller, self.settings.notice.version
+            ch.call_id, ch.id, ch.caller, self.settings.notice.version,
+            wait=self.settings.notice.claim_wait,
         )
 
     async def play_notice(self, ch: Channel) -> bool:
@@ -148,9 +149,9 @@ class IvrFlow:
         raise CallerHungUp(ch.id)
 
     async def _settle_notice(self, ch: Channel, outcome: str) -> None:
-        """The proof row and the channel variables, finished even when a shutdown
-        cancels the call meanwhile: it hands the caller over next, and the dialplan
-        there must read the truth."""
+        """The proof (handed to the ledger) and the channel variables, finished even
+        when a shutdown cancels the call meanwhile: it hands the caller over next, and
+        the dialplan there must read the truth."""
         work = asyncio.ensure_future(self._record_and_mark(ch, outcome))
         try:
             await asyncio.shield(work)
@@ -162,7 +163,7 @@ class IvrFlow:
             raise
 
     async def _record_and_mark(self, ch: Channel, outcome: str) -> None:
-        await self._record_notice(ch, outcome)
+        self._record_notice(ch, outcome)
         if outcome == "caller_hung_up":
             return
         told = outcome == "completed"
@@ -175,8 +176,11 @@ class IvrFlow:
         except CallerHungUp:
             pass  # the flow's next step ends the call
 
-    async def _record_notice(self, ch: Channel, outcome: str) -> None:
-        await self.ledger.record(ch.call_id, ch.id, outcome)
+    def _record_notice(self, ch: Channel, outcome: str) -> None:
+        # In the background: the menu must not wait for the database (a locked one
+        # held callers 15-20 s between the notice and the menu). The ledger keeps the
+        # proof (database or outbox) and drains it at shutdown.
+        self.ledger.record_soon(ch.call_id, ch.id, outcome)
 
     # -- the menus ---------------------------------------------------------------------
     async def choose_route(self, ch: Channel, menu_name: str) -> tuple[Route, dict[str, str]]:

@@ -72,7 +72,9 @@ async def ledger(tmp_path: Any) -> AsyncIterator[NoticeLedger]:
     url = f"sqlite:///{tmp_path}/flows.db"
     await upgrade_async(url)
     engine = make_engine(url)
-    yield NoticeLedger(engine)
+    led = NoticeLedger(engine)
+    yield led
+    await led.drain()  # proofs are written in the background, as in the service
     await engine.dispose()
 
 

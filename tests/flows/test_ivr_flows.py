@@ -25,6 +25,7 @@ def menus_wait_for_keys(call: FakeCall, media: str) -> PlaybackPolicy:
 
 
 async def notice_row(ivr, call: FakeCall):  # type: ignore[no-untyped-def]
+    await ivr.ledger.drain()  # the proof is written in the background, off the call
     row = await ivr.ledger.get(call.linkedid)
     assert row is not None, "the notice was claimed, so a proof row exists"
     return row
@@ -528,3 +529,47 @@ async def test_a_shutdown_while_the_notice_variables_are_set_still_sets_them_fir
     assert call.variables["__NOHOLD_NOTICE_PLAYED"] == "1"
     assert call.variables["NOHOLD_NOTICE"] == "played"
     assert "main_menu" not in call.prompts
+
+
+async def test_a_hanging_database_costs_the_caller_claim_wait_then_nothing(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    """The database holds every claim and outcome (locked by another process): the
+    caller hears the notice after claim_wait, then the menu without waiting for the
+    proof; the proof is written once the database answers."""
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    gate = asyncio.Event()
+    real_claim, real_finish = ivr.ledger.claim, ivr.ledger.finish
+
+    async def hanging_claim(*args):  # type: ignore[no-untyped-def]
+        await gate.wait()
+        return await real_claim(*args)
+
+    async def hanging_finish(*args):  # type: ignore[no-untyped-def]
+        await gate.wait()
+        return await real_finish(*args)
+
+    ivr.ledger.claim = hanging_claim  # type: ignore[method-assign]
+    ivr.ledger.finish = hanging_finish  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    call = await ivr.call()
+
+    def started_playing(prompt: str):  # type: ignore[no-untyped-def]
+        return lambda e: (e.get("type") == "PlaybackStarted"
+                          and e["playback"]["media_uri"].endswith("/" + prompt))
+
+    await ivr.until_dispatched(started_playing("notice"), timeout=3.0)
+    silence = loop.time() - started
+    await ivr.until_dispatched(started_playing("main_menu"), timeout=3.0)
+    to_menu = loop.time() - started
+    assert 0.9 < silence < 1.5, silence  # claim_wait (1.0 s by default), not the database
+    assert to_menu - silence < 0.5, to_menu  # the outcome did not hold the menu
+    assert await ivr.ledger.get(call.linkedid) is None  # nothing written yet: truly held
+    assert "notice_claim_slow" in caplog_calls.text
+    await call.press("1")
+    await call.wait_left()
+    await ivr.idle()
+    gate.set()
+    assert (await notice_row(ivr, call)).outcome == "completed"
+    assert "notice_claim_late" in caplog_calls.text

@@ -130,10 +130,10 @@ async def test_one_failing_write_does_not_fail_the_others_in_its_batch(ledger, m
     led, _ = ledger
     real = led._write_batch
 
-    async def poisoned(claims, finishes):
+    async def poisoned(claims, finishes, replay=None):
         if any(row["call_id"] == "call-bad" for row, _ in claims):
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
-        await real(claims, finishes)
+        await real(claims, finishes, replay)
 
     monkeypatch.setattr(led, "_write_batch", poisoned)
     results = await asyncio.gather(

@@ -104,6 +104,7 @@ async def test_asterisk_running_the_call_claims_and_plays(served):
     commands = await agi_session(port, {"agi_arg_1": LINKEDID}, channel)
     assert any(c.startswith("STREAM FILE") for c in commands)
     assert _status(commands) == "OK" and channel.variables["NOHOLD_NOTICE"] == "played"
+    await ledger.drain()  # the outcome is written in the background
     assert (await ledger.get(LINKEDID)).outcome == "completed"
     assert len(ari.requests) == 2  # the proof's cost: two ARI reads
 
@@ -183,6 +184,7 @@ async def test_a_peer_silent_during_the_notice_gets_a_failed_row_and_a_closed_so
     # Closed by nohold after the notice's length plus command_timeout, not held for ever.
     assert asyncio.get_running_loop().time() - started < 6  # 1 s, with room for a busy CI
     assert commands[-1].startswith("STREAM FILE")
+    await ledger.drain()
     row = await ledger.get(LINKEDID)
     assert row.outcome == "failed" and row.finished_at is not None
     assert "outcome=failed reason=agi_timeout command=STREAM FILE" in caplog.text
