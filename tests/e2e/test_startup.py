@@ -127,6 +127,25 @@ def test_a_database_path_that_cannot_exist_is_named_not_a_traceback(config, comm
     assert "Traceback" not in result.stderr
 
 
+def test_check_counts_proofs_waiting_in_the_outbox(config, tmp_path):
+    """Proofs the database could not take (locked, down) wait in the outbox until it
+    answers again; `check` says how many, and where."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from callbackdb.outbox import ProofOutbox
+
+    path = config()
+    outbox = ProofOutbox(tmp_path / "nohold.db.outbox.jsonl")
+    claim = {"call_id": "c-1", "channel_id": "ch-1", "caller": "100",
+             "notice_version": "1", "started_at": datetime.now(UTC), "outcome": "playing"}
+    asyncio.run(outbox.append([("claim", claim), ("claim", {**claim, "call_id": "c-2"})]))
+    result = run_cli(path, "check")
+    assert result.returncode == 0, result.stderr
+    assert (f"database: ok (schema 0001, 2 proofs waiting in the outbox {outbox.path})"
+            in result.stdout)
+
+
 def test_check_names_ami_credentials_that_asterisk_refuses(config):
     result = run_cli(config({"ami": {"secret": "wrong"}}), "check")
     assert result.returncode == 1
