@@ -206,11 +206,23 @@ async def test_many_short_callers_do_not_wedge_asterisk(sandbox: Sandbox) -> Non
         ) as caller:
             await caller.wait_reached("person:operator", timeout=5)
     assert "fully booted" in sandbox.cli("core waitfullybooted", timeout=5)
-    async with AriClient(sandbox.ari_url, sandbox.ari_user, sandbox.ari_password, "t") as c:
+
+    async def subscribed_callers() -> list[str]:
         apps = await asyncio.wait_for(c.request("GET", "/applications"), 5)
-    # No caller app is left holding subscriptions once its socket is closed.
-    assert not [a["name"] for a in apps if a["name"].startswith("nohold-caller-")
-                and (a["channel_ids"] or a["bridge_ids"] or a["device_names"])], apps
+        return [a["name"] for a in apps if a["name"].startswith("nohold-caller-")
+                and (a["channel_ids"] or a["bridge_ids"] or a["device_names"])]
+
+    # No caller app keeps its subscriptions once its socket is closed. Asterisk
+    # unregisters an app after it has read the close, so the last caller may still
+    # be listed for a moment (seen once in ~50 runs): bounded, not slept for.
+    async with AriClient(sandbox.ari_url, sandbox.ari_user, sandbox.ari_password, "t") as c:
+        left = await subscribed_callers()
+        for _ in range(50):
+            if not left:
+                break
+            await asyncio.sleep(0.1)
+            left = await subscribed_callers()
+    assert left == [], left
 
 
 async def test_scripted_caller_reaches_queue_agent(sandbox: Sandbox) -> None:
