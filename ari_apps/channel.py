@@ -28,6 +28,10 @@ T = TypeVar("T")
 _GONE_EVENTS = {"StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"}
 
 
+DialplanLocation = tuple[str, str, int]
+"""(context, extension, priority) a channel continues to when it leaves Stasis."""
+
+
 class CallerHungUp(Exception):
     pass
 
@@ -242,6 +246,23 @@ class Channel:
             extension=exten,
             priority=priority,
         )
+
+
+async def hand_over(ari: AriClient, channel_id: str, where: DialplanLocation | None) -> None:
+    """Send a channel in Stasis on to `where` (None: hang it up), by id alone, so it
+    also works for a channel whose Channel object died with an earlier process.
+    Raises CallerHungUp when it is gone (404) or no longer in Stasis (409)."""
+    try:
+        if where is None:
+            await ari.request("DELETE", f"/channels/{channel_id}")
+            return
+        context, exten, priority = where
+        await ari.request("POST", f"/channels/{channel_id}/continue",
+                          params={"context": context, "extension": exten, "priority": priority})
+    except AriHttpError as exc:
+        if exc.status in (404, 409):  # gone, or no longer ours: nothing left to do
+            raise CallerHungUp(channel_id) from exc
+        raise
 
 
 # -- outbound ---------------------------------------------------------------------------

@@ -23,14 +23,20 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriHttpError
+from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError
 from ari_apps.bridge import Bridge
-from ari_apps.channel import CallerHungUp, Channel, Originations, Outbound, originate
+from ari_apps.channel import (
+    CallerHungUp,
+    Channel,
+    DialplanLocation,
+    Originations,
+    Outbound,
+    hand_over,
+    originate,
+)
 from nohold import logs
 
 log = logging.getLogger("nohold.stasis")
-
-DialplanLocation = tuple[str, str, int]
 
 # How long the runtime keeps trying to hand a caller to the fallback when ARI
 # fails (e.g. Asterisk's HTTP session limit is reached): long enough to outlast
@@ -200,7 +206,7 @@ class StasisRuntime:
         while True:
             try:
                 await ch.stop_playbacks()
-                await self._send_to_fallback(ch.id, self.feature.fallback(ch))
+                await hand_over(self.ari, ch.id, self.feature.fallback(ch))
                 return
             except CallerHungUp:
                 return
@@ -250,28 +256,12 @@ class StasisRuntime:
 
     async def _hand_over(self, channel_id: str, where: DialplanLocation | None) -> None:
         try:
-            await self._send_to_fallback(channel_id, where)
+            await hand_over(self.ari, channel_id, where)
         except CallerHungUp:
             pass
         except AriError as exc:
             log.info("fallback_not_possible app=%s channel=%s error=%s", self.app, channel_id,
                      exc)
-
-    async def _send_to_fallback(self, channel_id: str, where: DialplanLocation | None) -> None:
-        """Raises CallerHungUp when the channel is already gone."""
-        try:
-            if where is None:
-                await self.ari.request("DELETE", f"/channels/{channel_id}")
-                return
-            context, exten, priority = where
-            await self.ari.request(
-                "POST", f"/channels/{channel_id}/continue",
-                params={"context": context, "extension": exten, "priority": priority},
-            )
-        except AriHttpError as exc:
-            if exc.status in (404, 409):  # gone, or no longer ours: nothing left to do
-                raise CallerHungUp(channel_id) from exc
-            raise
 
     async def shutdown(self, grace: float = 5.0) -> None:
         """Stop the call tasks; callers still in the app are handed to the fallback."""

@@ -12,14 +12,14 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from ari_apps.ari_client import AriClient, AriError, AriHttpError, AriNotFound, liveness_app
+from ari_apps.ari_client import AriClient, AriError, AriNotFound, liveness_app
+from ari_apps.channel import CallerHungUp, DialplanLocation, hand_over
 from nohold.ami.client import AmiClient, AmiError, stop_channel_playback
 from nohold.decisions.watchdog import Outage, channels_of, registered_apps
 from nohold.watchdog.settings import WatchdogSettings
 
 log = logging.getLogger("nohold.watchdog")
 
-DialplanLocation = tuple[str, str, int]
 
 
 class Watchdog:
@@ -90,22 +90,16 @@ class Watchdog:
                 # Still worth the continue: it only waits for the prompt's end.
                 log.warning("watchdog_playback_stop_failed channel=%s app=%s error=%s",
                             channel_id, app, exc)
-        context, exten, priority = where
         try:
-            await self.ari.request("POST", f"/channels/{channel_id}/continue",
-                                   params={"context": context, "extension": exten,
-                                           "priority": priority})
-        except AriHttpError as exc:
-            if exc.status in (404, 409):  # hung up, or left the app meanwhile
-                log.info("watchdog_channel_gone channel=%s app=%s", channel_id, app)
-                return
-            log.warning("watchdog_handover_failed channel=%s app=%s error=%s",
-                        channel_id, app, exc)
+            await hand_over(self.ari, channel_id, where)
+        except CallerHungUp:  # hung up, or left the app meanwhile
+            log.info("watchdog_channel_gone channel=%s app=%s", channel_id, app)
             return
         except AriError as exc:
             log.warning("watchdog_handover_failed channel=%s app=%s error=%s",
                         channel_id, app, exc)
             return
+        context, exten, priority = where
         self.handed_over += 1
         self.sent[app].add(channel_id)
         log.warning("watchdog_handover channel=%s app=%s down_for=%.1f to=%s,%s,%s",
