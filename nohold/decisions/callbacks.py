@@ -1,0 +1,213 @@
+"""A callback's life, its retries and its promised time. Pure: no I/O, no clock.
+
+States (stored as their value; every change is one guarded SQL update from a
+known state, see callbackdb/callbacks.py):
+
+    pending ──▶ queued ──▶ agent_connected ──▶ dialling ──▶ completed
+       ▲          │  ▲            │                │
+       └──────────┘  └── (lost) ──┘                ├──▶ retry ──▶ queued ...
+                                                   └──▶ expired
+    cancelled: from any state before dialling;  expired: before dialling too
+
+- pending: promised, waiting in the database for its turn to stand in the queue.
+- queued: its placeholder stands in the queue at the caller's place.
+- agent_connected: the queue gave the placeholder an agent; nothing dialled yet.
+  If the placeholder or the agent is lost here, it goes back to pending and keeps
+  its arrival time: no customer was called, so no attempt is spent.
+- dialling: the customer's channel exists. Only the dialler that made this
+  transition may dial, and it dials once; whatever happens next ends the attempt.
+- retry: an attempt failed (busy, no answer...); waits until `due_at`.
+
+Times are seconds on whatever clock the caller uses (the store uses UTC epoch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class State(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    AGENT_CONNECTED = "agent_connected"
+    DIALLING = "dialling"
+    RETRY = "retry"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+# Waiting for a placeholder (in arrival order; retry also waits for due_at).
+WAITING = frozenset({State.PENDING, State.RETRY})
+LIVE = frozenset({State.PENDING, State.QUEUED, State.AGENT_CONNECTED, State.DIALLING,
+                  State.RETRY})
+FINAL = frozenset({State.COMPLETED, State.EXPIRED, State.CANCELLED})
+
+ALLOWED: dict[State, frozenset[State]] = {
+    State.PENDING: frozenset({State.QUEUED, State.EXPIRED, State.CANCELLED}),
+    State.RETRY: frozenset({State.QUEUED, State.EXPIRED, State.CANCELLED}),
+    State.QUEUED: frozenset({State.AGENT_CONNECTED, State.PENDING, State.EXPIRED,
+                             State.CANCELLED}),
+    State.AGENT_CONNECTED: frozenset({State.DIALLING, State.PENDING, State.EXPIRED,
+                                      State.CANCELLED}),
+    # No cancel once dialling: the customer's phone may already ring; the attempt
+    # ends on its own within the ring timeout.
+    State.DIALLING: frozenset({State.COMPLETED, State.RETRY, State.EXPIRED}),
+    State.COMPLETED: frozenset(),
+    State.EXPIRED: frozenset(),
+    State.CANCELLED: frozenset(),
+}
+
+
+class IllegalTransition(ValueError):
+    pass
+
+
+def check_transition(old: State, new: State) -> None:
+    if new not in ALLOWED[old]:
+        raise IllegalTransition(f"a callback cannot go from {old} to {new}")
+
+
+class AttemptOutcome(StrEnum):
+    """How one dial of the customer ended (one row of callback_attempts)."""
+
+    TALKED = "talked"  # answered and bridged with the agent
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    REJECTED = "rejected"
+    UNREACHABLE = "unreachable"
+    CONGESTION = "congestion"
+    MACHINE = "machine"  # answering machine (app_amd)
+    # The agent left in the instant after the customer answered: the customer heard
+    # the information message. Counted as an attempt; the customer asked for the
+    # call, so it is retried (the 72 h rule is for calls nobody asked for).
+    ABANDONED = "abandoned"
+    AGENT_GONE = "agent_gone"  # the agent left while it rang: the ring was cancelled
+    # The node died while dialling: whether the phone rang is unknown. Counted, so a
+    # crash loop cannot ring a customer more than max_attempts times.
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class AttemptPolicy:
+    max_attempts: int = 3
+    retry_after: float = 600.0
+    expire_after: float = 4 * 3600.0
+
+
+@dataclass(frozen=True)
+class AfterAttempt:
+    state: State  # COMPLETED, RETRY or EXPIRED
+    due_at: float | None = None  # for RETRY
+    reason: str = ""  # for EXPIRED: why it will not be dialled again
+
+
+def after_attempt(outcome: AttemptOutcome, attempts: int, now: float, expires_at: float,
+                  policy: AttemptPolicy) -> AfterAttempt:
+    """What the callback becomes once attempt number `attempts` (1-based) ended."""
+    if outcome is AttemptOutcome.TALKED:
+        return AfterAttempt(State.COMPLETED)
+    if attempts >= policy.max_attempts:
+        return AfterAttempt(State.EXPIRED, reason="max_attempts")
+    due = now + policy.retry_after
+    if due >= expires_at:
+        return AfterAttempt(State.EXPIRED, reason="expire_after")
+    return AfterAttempt(State.RETRY, due_at=due)
+
+
+def expired(now: float, expires_at: float) -> bool:
+    """Nothing is dialled at or after expires_at (requested_at + expire_after)."""
+    return now >= expires_at
+
+
+# -- the estimate and the promise ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimate:
+    """Seconds from now until an agent takes this caller (or its placeholder)."""
+
+    seconds: float | None  # None: no agent is serving, nothing honest to promise
+    position: int
+    agents: int
+    handle_time: float
+
+
+def estimate_wait(position: int, handle_time: float, agents: int) -> Estimate:
+    """wait ≈ position × average handle time ÷ agents serving.
+
+    `position` counts everyone ahead in the queue plus this caller, placeholders
+    and callbacks still waiting in the database included (they will be served
+    first). Each agent frees up once per handle time, so `agents` agents serve
+    `agents` callers per handle time.
+    """
+    if position < 1:
+        raise ValueError("position starts at 1")
+    if agents <= 0:
+        return Estimate(None, position, agents, handle_time)
+    return Estimate(position * handle_time / agents, position, agents, handle_time)
+
+
+def handle_time(talktime: float, holdtime: float, completed: int, default: float) -> float:
+    """Average handle time from app_queue's own averages (QueueParams TalkTime),
+    or the configured default until the queue has completed calls."""
+    if completed <= 0 or talktime <= 0:
+        return default
+    return float(talktime)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The promise, in seconds from the moment it was made."""
+
+    earliest: float
+    latest: float
+
+    @property
+    def minutes(self) -> int:
+        """What the caller hears: "in about N minutes" (the window's middle)."""
+        return max(1, round((self.earliest + self.latest) / 2 / 60))
+
+
+def promise_window(estimate: Estimate, slack: float = 0.25, min_slack: float = 120.0,
+                   unknown_latest: float = 3600.0) -> Window:
+    """The window said to the caller and stored with the callback.
+
+    Symmetric around the estimate with `slack` of it on either side (at least
+    `min_slack` seconds): queues are noisy, and a window nobody can meet is a
+    broken promise. With no agent serving there is no estimate: the window runs
+    from now to `unknown_latest`.
+    """
+    if estimate.seconds is None:
+        return Window(0.0, unknown_latest)
+    half = max(min_slack, estimate.seconds * slack)
+    earliest = max(0.0, estimate.seconds - half)
+    latest = estimate.seconds + half
+    # Whole minutes: what the caller hears and what the report checks must agree.
+    return Window(60.0 * math.floor(earliest / 60), 60.0 * math.ceil(latest / 60))
+
+
+def offer_at_once(estimate: Estimate, threshold: float) -> bool:
+    """Offer on joining the queue, before offer_after, when the wait is long
+    (or unknown: nobody is serving)."""
+    return estimate.seconds is None or estimate.seconds > threshold
+
+
+# -- placeholders -------------------------------------------------------------------------
+
+def placeholders_wanted(logged_in: int, max_per_agent: int, standing: int) -> int:
+    """How many more placeholders may enter a queue now (never negative).
+
+    At most max_per_agent per logged-in agent stand in a queue, so callbacks
+    cannot crowd out live callers; the rest wait in the database, in order.
+    """
+    return max(0, logged_in * max_per_agent - standing)
+
+
+def entry_position(arrived_at: float, joined: list[float]) -> int:
+    """Where a placeholder enters: behind every caller in the queue who arrived at
+    or before the callback's caller did, ahead of all who arrived later. `joined`
+    are the join times of those in the queue now, on the same clock. 1-based."""
+    return 1 + sum(1 for t in joined if t <= arrived_at)

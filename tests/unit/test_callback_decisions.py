@@ -1,0 +1,113 @@
+"""Callback states, retries, the estimate and the promised window (pure)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from nohold.decisions.callbacks import (
+    ALLOWED,
+    FINAL,
+    LIVE,
+    AttemptOutcome,
+    AttemptPolicy,
+    IllegalTransition,
+    State,
+    after_attempt,
+    check_transition,
+    entry_position,
+    estimate_wait,
+    handle_time,
+    offer_at_once,
+    placeholders_wanted,
+    promise_window,
+)
+
+POLICY = AttemptPolicy(max_attempts=3, retry_after=600, expire_after=4 * 3600)
+
+
+def test_the_documented_path_is_allowed_and_final_states_are_final():
+    path = [State.PENDING, State.QUEUED, State.AGENT_CONNECTED, State.DIALLING, State.RETRY,
+            State.QUEUED, State.AGENT_CONNECTED, State.DIALLING, State.COMPLETED]
+    for old, new in itertools.pairwise(path):
+        check_transition(old, new)
+    for final in FINAL:
+        assert not ALLOWED[final]
+    assert LIVE | FINAL == set(State) and not LIVE & FINAL
+
+
+@pytest.mark.parametrize("old, new", [
+    (State.PENDING, State.DIALLING),         # never dial without an agent on the line
+    (State.QUEUED, State.DIALLING),
+    (State.DIALLING, State.CANCELLED),       # it may already ring: the attempt ends itself
+    (State.DIALLING, State.PENDING),         # a dial is an attempt, never silently undone
+    (State.COMPLETED, State.PENDING),
+    (State.EXPIRED, State.QUEUED),
+])
+def test_shortcuts_that_would_break_a_promise_are_refused(old, new):
+    with pytest.raises(IllegalTransition, match=f"from {old} to {new}"):
+        check_transition(old, new)
+
+
+def test_talked_completes_whatever_the_attempt():
+    assert after_attempt(AttemptOutcome.TALKED, 3, 0, 1, POLICY).state is State.COMPLETED
+
+
+def test_failed_attempts_retry_then_expire_at_max_attempts():
+    first = after_attempt(AttemptOutcome.BUSY, 1, now=1000, expires_at=20000, policy=POLICY)
+    assert (first.state, first.due_at) == (State.RETRY, 1600)
+    assert after_attempt(AttemptOutcome.NO_ANSWER, 2, 1000, 20000, POLICY).state is State.RETRY
+    last = after_attempt(AttemptOutcome.NO_ANSWER, 3, 1000, 20000, POLICY)
+    assert (last.state, last.reason) == (State.EXPIRED, "max_attempts")
+
+
+def test_a_retry_that_would_fall_after_expiry_expires_now():
+    late = after_attempt(AttemptOutcome.BUSY, 1, now=1000, expires_at=1600, policy=POLICY)
+    assert (late.state, late.reason) == (State.EXPIRED, "expire_after")
+    assert after_attempt(AttemptOutcome.BUSY, 1, 1000, 1601, POLICY).state is State.RETRY
+
+
+def test_the_estimate_is_position_times_handle_time_over_agents():
+    assert estimate_wait(4, 300, 2).seconds == 600
+    assert estimate_wait(1, 300, 1).seconds == 300
+    assert estimate_wait(3, 300, 0).seconds is None
+    with pytest.raises(ValueError):
+        estimate_wait(0, 300, 1)
+
+
+def test_handle_time_falls_back_to_the_default_until_calls_complete():
+    assert handle_time(talktime=240, holdtime=30, completed=5, default=300) == 240
+    assert handle_time(talktime=0, holdtime=0, completed=0, default=300) == 300
+    assert handle_time(talktime=100, holdtime=0, completed=0, default=300) == 300
+
+
+def test_the_window_brackets_the_estimate_in_whole_minutes():
+    window = promise_window(estimate_wait(4, 300, 2))   # 600 s, slack max(120, 150)
+    assert (window.earliest, window.latest, window.minutes) == (420, 780, 10)
+    short = promise_window(estimate_wait(1, 60, 2))      # 30 s, slack 120
+    assert (short.earliest, short.latest, short.minutes) == (0, 180, 2)
+    unknown = promise_window(estimate_wait(1, 60, 0))
+    assert (unknown.earliest, unknown.latest) == (0, 3600)
+    for pos, aht, agents in itertools.product((1, 3, 17), (45, 300, 901), (1, 2, 7)):
+        est = estimate_wait(pos, aht, agents)
+        w = promise_window(est)
+        assert w.earliest <= est.seconds <= w.latest and w.minutes >= 1
+
+
+def test_offer_at_once_when_the_wait_is_long_or_nobody_serves():
+    assert offer_at_once(estimate_wait(10, 60, 1), threshold=300)
+    assert not offer_at_once(estimate_wait(5, 60, 1), threshold=300)
+    assert offer_at_once(estimate_wait(1, 60, 0), threshold=300)
+
+
+def test_placeholders_per_logged_in_agent_never_negative():
+    assert placeholders_wanted(logged_in=2, max_per_agent=2, standing=1) == 3
+    assert placeholders_wanted(logged_in=1, max_per_agent=2, standing=5) == 0
+    assert placeholders_wanted(logged_in=0, max_per_agent=2, standing=0) == 0
+
+
+def test_a_placeholder_enters_behind_earlier_arrivals_and_ahead_of_later():
+    assert entry_position(100.0, [50.0, 99.0, 101.0, 300.0]) == 3
+    assert entry_position(100.0, [100.0]) == 2   # a tie: whoever stands there stays ahead
+    assert entry_position(100.0, []) == 1
