@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Integer, String
+from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -30,3 +30,76 @@ class NoticePlay(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # playing -> completed | caller_hung_up | failed | not_told
     outcome: Mapped[str] = mapped_column(String(20), nullable=False, default="playing")
+
+
+# The states a callback is live in (nohold.decisions.callbacks.LIVE), spelled out for
+# the partial unique index below, which SQL needs as a literal.
+LIVE_STATES_SQL = "state IN ('pending', 'queued', 'agent_connected', 'dialling', 'retry')"
+
+
+class Callback(Base):
+    """A promise to call a caller back, keeping their place in `queue`.
+
+    `state` moves only through guarded updates (callbackdb/callbacks.py). `owner`
+    and `lease_until` say which nohold node holds it while it is queued, has an
+    agent or is being dialled; a node that stops renewing loses it to another.
+    """
+
+    __tablename__ = "callbacks"
+    __table_args__ = (
+        # One live callback per number and queue: a second request updates the first.
+        Index("callbacks_one_live", "number", "queue", unique=True,
+              sqlite_where=text(LIVE_STATES_SQL), postgresql_where=text(LIVE_STATES_SQL)),
+        Index("callbacks_by_turn", "queue", "state", "arrived_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(String(64), nullable=False)  # the request's linkedid
+    number: Mapped[str] = mapped_column(String(20), nullable=False)  # E.164
+    queue: Mapped[str] = mapped_column(String(80), nullable=False)
+    state: Mapped[str] = mapped_column(String(20), nullable=False, default="pending")
+    arrived_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    promised_earliest: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    promised_latest: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    requests: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(40), nullable=False, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class CallbackAttempt(Base):
+    """One dial of the customer. (callback_id, attempt) is unique: an attempt number
+    is written before its dial, so a second dial of the same attempt cannot happen."""
+
+    __tablename__ = "callback_attempts"
+    __table_args__ = (UniqueConstraint("callback_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    callback_id: Mapped[int] = mapped_column(ForeignKey("callbacks.id"), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    node: Mapped[str] = mapped_column(String(64), nullable=False)
+    agent: Mapped[str] = mapped_column(String(80), nullable=False, default="")
+    agent_up_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    customer_ring_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    customer_answer_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    bridged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False, default="")
+    cause: Mapped[str] = mapped_column(String(40), nullable=False, default="")
+    # Customer answer -> two-way audio, from Asterisk's event timestamps.
+    answer_to_audio_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class DoNotCall(Base):
+    """Numbers never dialled, whatever asked for them (checked before every dial)."""
+
+    __tablename__ = "do_not_call"
+
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)  # E.164
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    note: Mapped[str] = mapped_column(String(200), nullable=False, default="")

@@ -4,32 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from callbackdb.engine import make_engine
 from callbackdb.migrate import current_revision, head_revision, upgrade_async
 from callbackdb.notice_ledger import NoticeLedger
-from tests.support.postgres import postgres_server
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    with postgres_server() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/nohold.db"
-    url = request.getfixturevalue("pg_url")
-    # Each test gets a clean schema.
-    engine = make_engine(url)
-    async with engine.begin() as conn:
-        from sqlalchemy import text
-        await conn.execute(text("DROP TABLE IF EXISTS notice_plays, alembic_version"))
-    await engine.dispose()
-    return url
 
 
 async def test_upgrade_twice_is_harmless(db_url):

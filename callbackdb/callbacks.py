@@ -1,0 +1,403 @@
+"""The callback store: every promise to call back, its attempts, and the do-not-call list.
+
+Every change of state is one guarded UPDATE (compare-and-set on the state and, for
+the states a node holds, on the owner), and the statement's own result says whether
+this node won. So two nodes on one database, or a node restarted after `kill -9`,
+can race anywhere and still move each callback once: the loser's UPDATE matches no
+row. The transitions themselves are checked against the pure state machine
+(nohold.decisions.callbacks) before any SQL runs.
+
+A node holds a callback while it is queued, has an agent, or is being dialled,
+for `lease` seconds at a time, and renews the lease while it works on it. A node
+that stops renewing (killed, partitioned) loses its callbacks to any node that
+takes them over (`take_over`), and its own later updates then match nothing.
+
+Times are timezone-aware UTC datetimes; SQLite stores them without the zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from callbackdb.models import LIVE_STATES_SQL, Callback, CallbackAttempt, DoNotCall
+from nohold.decisions.callbacks import (
+    FINAL,
+    LIVE,
+    WAITING,
+    AfterAttempt,
+    AttemptOutcome,
+    State,
+    check_transition,
+)
+
+# The states a node holds under a lease.
+HELD = frozenset({State.QUEUED, State.AGENT_CONNECTED, State.DIALLING})
+
+
+class CannotCancel(Exception):
+    pass
+
+
+def _utc(value: Any) -> Any:
+    # SQLite gives back naive datetimes (stored as UTC): make them aware again.
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    id: int
+    call_id: str
+    number: str
+    queue: str
+    state: State
+    arrived_at: datetime
+    requested_at: datetime
+    promised_earliest: datetime | None
+    promised_latest: datetime | None
+    expires_at: datetime
+    due_at: datetime | None
+    attempts: int
+    requests: int
+    owner: str
+    lease_until: datetime | None
+    outcome: str
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> CallbackRecord:
+        values: dict[str, Any] = {f.name: _utc(row._mapping[f.name]) for f in fields(cls)}
+        values["state"] = State(values["state"])
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.isoformat() if isinstance(value, datetime) else (
+                str(value) if isinstance(value, State) else value)
+        return out
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    callback_id: int
+    attempt: int
+    node: str
+    agent: str
+    agent_up_at: datetime | None
+    customer_ring_at: datetime | None
+    customer_answer_at: datetime | None
+    bridged_at: datetime | None
+    ended_at: datetime | None
+    outcome: str
+    cause: str
+    answer_to_audio_ms: float | None
+
+    @classmethod
+    def of(cls, row: Any) -> AttemptRecord:
+        values = dict(row._mapping)
+        return cls(**{f.name: _utc(values[f.name]) for f in fields(cls)})
+
+
+_ATTEMPT_TIMES = ("agent_up_at", "customer_ring_at", "customer_answer_at", "bridged_at")
+
+
+class CallbackStore:
+    def __init__(self, engine: AsyncEngine, node: str, lease: float = 30.0) -> None:
+        self._engine = engine
+        self.node = node
+        self.lease = timedelta(seconds=lease)
+        self._postgres = engine.dialect.name == "postgresql"
+        self._dialect = postgresql if self._postgres else sqlite
+
+    # -- requests -----------------------------------------------------------------------
+    async def request(self, *, call_id: str, number: str, queue: str, arrived_at: datetime,
+                      now: datetime, promised: tuple[datetime, datetime] | None,
+                      expires_at: datetime) -> tuple[CallbackRecord, bool]:
+        """A pending callback, and True; or, when one is already live for this number
+        and queue, that one (asked once more, keeping the earlier arrival) and False."""
+        values = {
+            "call_id": call_id, "number": number, "queue": queue, "state": State.PENDING.value,
+            "arrived_at": arrived_at, "requested_at": now, "expires_at": expires_at,
+            "promised_earliest": promised[0] if promised else None,
+            "promised_latest": promised[1] if promised else None,
+            "updated_at": now, "attempts": 0, "requests": 1, "owner": "", "outcome": "",
+        }
+        live = Callback.__table__.c
+        stmt = (
+            self._dialect.insert(Callback)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[live.number, live.queue],
+                                    # the index's own words: SQLite matches them as written
+                                    index_where=text(LIVE_STATES_SQL))
+            .returning(Callback.__table__)
+        )
+        again = (
+            update(Callback)
+            .where(Callback.number == number, Callback.queue == queue,
+                   Callback.state.in_([s.value for s in LIVE]))
+            .values(requests=Callback.requests + 1, updated_at=now)
+            .returning(Callback.__table__)
+        )
+        # A live row can turn final between the two statements: then insert again.
+        for _ in range(3):
+            async with self._engine.begin() as conn:
+                row = (await conn.execute(stmt)).first()
+                if row is not None:
+                    return CallbackRecord.of(row), True
+                row = (await conn.execute(again)).first()
+                if row is not None:
+                    return CallbackRecord.of(row), False
+        raise RuntimeError(f"callback for {number} in {queue} kept changing state")
+
+    # -- turns --------------------------------------------------------------------------
+    def _waiting(self, now: datetime) -> Any:
+        return and_(
+            or_(Callback.state == State.PENDING.value,
+                and_(Callback.state == State.RETRY.value, Callback.due_at <= now)),
+            Callback.expires_at > now,
+        )
+
+    async def take_turns(self, queue: str, limit: int, now: datetime) -> list[CallbackRecord]:
+        """Up to `limit` waiting callbacks of `queue`, earliest arrival first, now
+        queued and held by this node. Nodes racing here split them, never share."""
+        if limit <= 0:
+            return []
+        pick = (
+            select(Callback.id)
+            .where(Callback.queue == queue, self._waiting(now))
+            .order_by(Callback.arrived_at, Callback.id)
+            .limit(limit)
+        )
+        if self._postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        # Materialised once: as a plain IN (subquery) PostgreSQL may run the LIMIT
+        # more than once in one UPDATE and take more rows than asked (seen: 4 of 3).
+        picked = pick.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
+        stmt = (
+            update(Callback)
+            .where(Callback.id.in_(select(picked.c.id)), self._waiting(now))
+            .values(state=State.QUEUED.value, owner=self.node, lease_until=now + self.lease,
+                    updated_at=now)
+            .returning(Callback.__table__)
+        )
+        async with self._engine.begin() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return sorted((CallbackRecord.of(r) for r in rows), key=lambda r: (r.arrived_at, r.id))
+
+    async def waiting(self, queue: str, now: datetime) -> list[CallbackRecord]:
+        """Callbacks of `queue` waiting in the database for a place, in arrival order."""
+        stmt = (select(Callback).where(Callback.queue == queue, self._waiting(now))
+                .order_by(Callback.arrived_at, Callback.id))
+        async with self._engine.connect() as conn:
+            return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    # -- moves --------------------------------------------------------------------------
+    async def move(self, callback_id: int, old: State, new: State, now: datetime,
+                   **values: Any) -> CallbackRecord | None:
+        """old -> new if the callback is still in `old` (and, if `old` is held, held by
+        this node); the updated record, or None when another move won."""
+        check_transition(old, new)
+        async with self._engine.begin() as conn:
+            return await self._move(conn, callback_id, old, new, now, values)
+
+    async def _move(self, conn: AsyncConnection, callback_id: int, old: State, new: State,
+                    now: datetime, values: dict[str, Any]) -> CallbackRecord | None:
+        guard = [Callback.id == callback_id, Callback.state == old.value]
+        if old in HELD:
+            guard.append(Callback.owner == self.node)
+        if new in HELD:
+            values = {"owner": self.node, "lease_until": now + self.lease, **values}
+        else:
+            values = {"owner": "", "lease_until": None, **values}
+        stmt = (update(Callback).where(*guard)
+                .values(state=new.value, updated_at=now, **values)
+                .returning(Callback.__table__))
+        row = (await conn.execute(stmt)).first()
+        return CallbackRecord.of(row) if row is not None else None
+
+    async def renew(self, ids: Iterable[int], now: datetime) -> set[int]:
+        """Extend this node's leases; the ids still held (a missing one was taken over)."""
+        ids = list(ids)
+        if not ids:
+            return set()
+        stmt = (update(Callback)
+                .where(Callback.id.in_(ids), Callback.owner == self.node,
+                       Callback.state.in_([s.value for s in HELD]))
+                .values(lease_until=now + self.lease)
+                .returning(Callback.id))
+        async with self._engine.begin() as conn:
+            return set((await conn.execute(stmt)).scalars())
+
+    async def lapsed(self, now: datetime) -> list[CallbackRecord]:
+        """Held callbacks whose holder stopped renewing (any node, this one included
+        after a restart)."""
+        stmt = (select(Callback)
+                .where(Callback.state.in_([s.value for s in HELD]), Callback.lease_until < now)
+                .order_by(Callback.arrived_at, Callback.id))
+        async with self._engine.connect() as conn:
+            return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    async def mine(self) -> list[CallbackRecord]:
+        """Callbacks this node holds (after a restart: what it held before it died)."""
+        stmt = (select(Callback)
+                .where(Callback.owner == self.node, Callback.state.in_([s.value for s in HELD]))
+                .order_by(Callback.arrived_at, Callback.id))
+        async with self._engine.connect() as conn:
+            return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    async def take_over(self, record: CallbackRecord, now: datetime) -> CallbackRecord | None:
+        """Hold a lapsed callback as it is; None if its holder renewed or another node
+        took it first (the guard is the exact owner and lease that were seen)."""
+        stmt = (update(Callback)
+                .where(Callback.id == record.id, Callback.state == record.state.value,
+                       Callback.owner == record.owner,
+                       Callback.lease_until == record.lease_until)
+                .values(owner=self.node, lease_until=now + self.lease, updated_at=now)
+                .returning(Callback.__table__))
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        return CallbackRecord.of(row) if row is not None else None
+
+    async def expire_waiting(self, now: datetime) -> list[CallbackRecord]:
+        """Waiting callbacks past expires_at: expired, never dialled."""
+        stmt = (update(Callback)
+                .where(Callback.state.in_([s.value for s in WAITING]), Callback.expires_at <= now)
+                .values(state=State.EXPIRED.value, outcome="expire_after", updated_at=now,
+                        owner="", lease_until=None)
+                .returning(Callback.__table__))
+        async with self._engine.begin() as conn:
+            return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    async def cancel(self, callback_id: int, now: datetime, reason: str = "cancelled") -> \
+            CallbackRecord:
+        """Cancelled now, from whatever state allows it; CannotCancel says why not."""
+        for _ in range(5):
+            record = await self.get(callback_id)
+            if record is None:
+                raise CannotCancel(f"no callback {callback_id}")
+            if record.state in FINAL:
+                raise CannotCancel(f"callback {callback_id} is already {record.state}")
+            if record.state is State.DIALLING:
+                raise CannotCancel(f"callback {callback_id} is being dialled now; its attempt "
+                                   "ends within the ring timeout")
+            stmt = (update(Callback)
+                    .where(Callback.id == callback_id, Callback.state == record.state.value)
+                    .values(state=State.CANCELLED.value, outcome=reason, updated_at=now,
+                            owner="", lease_until=None)
+                    .returning(Callback.__table__))
+            async with self._engine.begin() as conn:
+                row = (await conn.execute(stmt)).first()
+            if row is not None:
+                return CallbackRecord.of(row)
+        raise CannotCancel(f"callback {callback_id} kept changing state; try again")
+
+    # -- attempts -----------------------------------------------------------------------
+    async def begin_attempt(self, record: CallbackRecord, agent: str, now: datetime,
+                            agent_up_at: datetime | None = None) -> CallbackRecord | None:
+        """agent_connected -> dialling with the next attempt number, and its row, in one
+        transaction: the only way to a dial. None if this node no longer holds it."""
+        check_transition(record.state, State.DIALLING)
+        attempt = record.attempts + 1
+        async with self._engine.begin() as conn:
+            moved = await self._move(conn, record.id, record.state, State.DIALLING, now,
+                                     {"attempts": attempt})
+            if moved is None:
+                return None
+            await conn.execute(insert(CallbackAttempt).values(
+                callback_id=record.id, attempt=attempt, node=self.node, agent=agent[:80],
+                agent_up_at=agent_up_at or now, outcome="", cause=""))
+        return moved
+
+    async def note_attempt(self, callback_id: int, attempt: int, **times: datetime | float
+                           ) -> None:
+        """Timestamps of the attempt as they happen (ring, answer, bridged, audio)."""
+        allowed = set(_ATTEMPT_TIMES) | {"answer_to_audio_ms"}
+        unknown = set(times) - allowed
+        if unknown:
+            raise ValueError(f"not attempt fields: {sorted(unknown)}")
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(CallbackAttempt)
+                .where(CallbackAttempt.callback_id == callback_id,
+                       CallbackAttempt.attempt == attempt)
+                .values(**times))
+
+    async def end_attempt(self, record: CallbackRecord, outcome: AttemptOutcome,
+                          after: AfterAttempt, now: datetime, cause: str = "",
+                          **times: datetime | float) -> CallbackRecord | None:
+        """The attempt's end and the callback's next state, in one transaction.
+        `record` is the dialling record begin_attempt returned; `after.due_at` is
+        UTC epoch seconds."""
+        async with self._engine.begin() as conn:
+            moved = await self._move(
+                conn, record.id, State.DIALLING, after.state, now,
+                {"due_at": _at(after.due_at), "outcome": after.reason or str(outcome)})
+            if moved is None:
+                return None
+            await conn.execute(
+                update(CallbackAttempt)
+                .where(CallbackAttempt.callback_id == record.id,
+                       CallbackAttempt.attempt == record.attempts)
+                .values(outcome=str(outcome), cause=cause[:40], ended_at=now, **times))
+        return moved
+
+    async def attempts(self, callback_id: int) -> list[AttemptRecord]:
+        stmt = (select(CallbackAttempt).where(CallbackAttempt.callback_id == callback_id)
+                .order_by(CallbackAttempt.attempt))
+        async with self._engine.connect() as conn:
+            return [AttemptRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    # -- reading ------------------------------------------------------------------------
+    async def get(self, callback_id: int) -> CallbackRecord | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(Callback).where(Callback.id == callback_id))).first()
+        return CallbackRecord.of(row) if row is not None else None
+
+    async def find(self, states: Sequence[State] | None = None, limit: int = 1000
+                   ) -> list[CallbackRecord]:
+        stmt = select(Callback).order_by(Callback.arrived_at, Callback.id).limit(limit)
+        if states:
+            stmt = stmt.where(Callback.state.in_([s.value for s in states]))
+        async with self._engine.connect() as conn:
+            return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    # -- do not call --------------------------------------------------------------------
+    async def dnc_add(self, number: str, now: datetime, note: str = "") -> bool:
+        """True if added, False if it was listed already."""
+        stmt = (self._dialect.insert(DoNotCall)
+                .values(number=number, added_at=now, note=note[:200])
+                .on_conflict_do_nothing(index_elements=[DoNotCall.number])
+                .returning(DoNotCall.number))
+        async with self._engine.begin() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
+    async def dnc_remove(self, number: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(DoNotCall).where(DoNotCall.number == number).returning(DoNotCall.number))
+            return result.first() is not None
+
+    async def dnc_list(self) -> list[tuple[str, datetime, str]]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(DoNotCall).order_by(DoNotCall.number))).all()
+        return [(r.number, _utc(r.added_at) or r.added_at, r.note) for r in rows]
+
+    async def on_dnc(self, number: str) -> bool:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(
+                select(DoNotCall.number).where(DoNotCall.number == number))).first()
+        return row is not None
+
+
+def _at(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
