@@ -40,6 +40,22 @@ DEFAULT_PROMPT_TEXTS: dict[str, str] = {
     "transferring": "Connecting you now.",
     "customer_number": "Please enter your customer number, then the hash key.",
     "second_factor": "Please enter the postcode of your address, then the hash key.",
+    # [callbacks]: the offer in the queue, the read-back and the promise, the agent's
+    # whisper, and the information message if the agent is lost as the customer answers.
+    "callback_offer": "To be called back instead of waiting, press 1. "
+    "You keep your place in the queue.",
+    "callback_number_is": "We will call you back on",
+    "callback_confirm": "If that is right, press 1. To enter another number, press 2.",
+    "callback_enter_number": "Please enter the number to call you back on, "
+    "then the hash key.",
+    "callback_promise": "Thank you. We will call you back in about",
+    "callback_minutes": "minutes. You can hang up now. Goodbye.",
+    "callback_already": "You are already on our list, and you keep your place.",
+    "callback_refused": "Sorry, we cannot call this number back.",
+    "callback_whisper": "Callback. The customer waited",
+    "callback_info": "This is Example Net returning your call. We lost our consultant's "
+    "line. We will call you again shortly.",
+    "callback_not_reached": "The customer could not be reached. We will try again later.",
 }
 
 PROMPT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")

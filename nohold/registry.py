@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agi_scripts import notice_once
+from ari_apps.callbacks import feature as callbacks
 from ari_apps.ivr import feature as ivr
 from nohold import config
 from nohold.ami import feature as ami
@@ -16,7 +17,7 @@ from nohold.watchdog import feature as watchdog
 
 # In start order: ami first, so that later features find the queue state.
 FEATURES: tuple[Feature, ...] = (ami.FEATURE, ivr.FEATURE, notice_once.FEATURE,
-                                 watchdog.FEATURE)
+                                 watchdog.FEATURE, callbacks.FEATURE)
 
 
 def sections() -> tuple[config.Section, ...]:

@@ -1,0 +1,195 @@
+"""The `[callbacks]` section: which queues offer a callback, when, and what may be dialled.
+
+Off by default. Turning it on needs the company's caller id, an outbound route and
+at least one `allowed_numbers` entry: nohold dials nothing the admin did not list
+(deny by default, nohold.decisions.numbers). Durations are in seconds.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from nohold.config import (
+    DIALPLAN_NAME,
+    ConfigError,
+    Section,
+    Settings,
+    Table,
+    bounded,
+    check_prompt_known,
+    choice,
+    digits_range,
+    matching,
+    text,
+)
+from nohold.decisions.callbacks import AttemptPolicy
+from nohold.decisions.numbers import DIAL_FORMATS, AllowRule, NumberPolicy, parse_rule
+
+# The company's number as the customer sees it: digits, optional leading +.
+CALLER_ID = re.compile(r"^\+?[0-9]{3,15}$")
+# A node's name in the callbacks table's owner column (String(64)).
+NODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+# "context:<dialplan context>" (Local/<number>@context, the admin's own outbound
+# dialplan) or "endpoint:<tech>/<resource with {number}>" (e.g. PJSIP/{number}@trunk).
+OUTBOUND = re.compile(r"^(context:[A-Za-z0-9_+.-]{1,79}"
+                      r"|endpoint:[A-Za-z0-9]+/[^\s,;()]*\{number\}[^\s,;()]*)$")
+
+# False until the offer, placeholders and dialler run in `nohold run` (issue 8):
+# accepting enabled = true and doing nothing would be a silent broken promise.
+SERVED = False
+
+PROMPTS = ("offer_prompt", "number_is_prompt", "confirm_prompt", "enter_number_prompt",
+           "promise_prompt", "minutes_prompt", "already_prompt", "refused_prompt",
+           "whisper_prompt", "info_prompt", "agent_outcome_prompt")
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """Where a customer's leg is dialled. Only `{number}` varies, and it is always the
+    digits of a number that passed the allow-list."""
+
+    kind: str  # "context" or "endpoint"
+    target: str
+
+    def endpoint(self, digits: str) -> str:
+        if not re.fullmatch(r"\+?[0-9]{3,17}", digits):
+            raise ValueError(f"refusing to dial {digits!r}: not a checked number")
+        if self.kind == "context":
+            return f"Local/{digits}@{self.target}"
+        return self.target.replace("{number}", digits)
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    enabled: bool = False
+    queues: tuple[str, ...] = ()
+    app: str = "nohold-callback"
+    node: str = ""
+    offer_after: float = 180.0
+    offer_when_wait_over: float = 300.0
+    offer_every: float = 120.0
+    max_waiting_per_agent: int = 1
+    retry_after: float = 600.0
+    max_attempts: int = 3
+    expire_after: float = 4 * 3600.0
+    ring_timeout: float = 25.0
+    caller_id: str = ""
+    caller_name: str = ""
+    outbound: Outbound = Outbound("context", "nohold-callback-out")
+    dial_format: str = "e164"
+    default_region: str = "PL"
+    allowed_numbers: tuple[AllowRule, ...] = ()
+    number_digits: tuple[int, int] = (6, 15)
+    default_handle_time: float = 300.0
+    lease: float = 30.0
+    amd: bool = False
+    offer_prompt: str = "callback_offer"
+    number_is_prompt: str = "callback_number_is"
+    confirm_prompt: str = "callback_confirm"
+    enter_number_prompt: str = "callback_enter_number"
+    promise_prompt: str = "callback_promise"
+    minutes_prompt: str = "callback_minutes"
+    already_prompt: str = "callback_already"
+    refused_prompt: str = "callback_refused"
+    whisper_prompt: str = "callback_whisper"
+    info_prompt: str = "callback_info"
+    agent_outcome_prompt: str = "callback_not_reached"
+
+    @property
+    def policy(self) -> AttemptPolicy:
+        return AttemptPolicy(self.max_attempts, self.retry_after, self.expire_after)
+
+    @property
+    def numbers(self) -> NumberPolicy:
+        return NumberPolicy(self.default_region, self.allowed_numbers)
+
+
+def parse_callbacks(t: Table, env: Mapping[str, str]) -> CallbackSettings:
+    queues = t.get("queues", list, [])
+    for i, queue in enumerate(queues):
+        if not isinstance(queue, str) or not DIALPLAN_NAME.match(queue):
+            raise ConfigError(f"{t.key('queues')}[{i}] = {queue!r}: expected an app_queue "
+                              "queue name (letters, digits, _ + . @ -)")
+    if len(set(queues)) != len(queues):
+        raise ConfigError(f"{t.key('queues')} = {queues!r}: a queue is listed twice")
+    rules: list[AllowRule] = []
+    for i, entry in enumerate(t.get("allowed_numbers", list, [])):
+        if not isinstance(entry, str):
+            raise ConfigError(f"{t.key('allowed_numbers')}[{i}] = {entry!r}: expected a string")
+        try:
+            rules.append(parse_rule(entry))
+        except ValueError as exc:
+            raise ConfigError(f"{t.key('allowed_numbers')}[{i}]: {exc}") from None
+    outbound = matching(t, "outbound", "context:nohold-callback-out", OUTBOUND,
+                        "'context:<dialplan context>' or 'endpoint:PJSIP/{number}@<trunk>'")
+    kind, _, target = outbound.partition(":")
+    region = t.get("default_region", str, "PL")
+    try:
+        parse_rule(f"{region}:mobile")
+    except ValueError:
+        raise ConfigError(f"{t.key('default_region')} = {region!r}: expected a two-letter "
+                          "region such as 'PL'") from None
+    node = t.get("node", str, "") or socket.gethostname()[:64]
+    if not NODE.match(node):
+        raise ConfigError(f"{t.key('node')} = {node!r}: letters, digits, _ . : - (1-64)")
+    caller_id = t.get("caller_id", str, "")
+    if caller_id and not CALLER_ID.match(caller_id):
+        raise ConfigError(f"{t.key('caller_id')} = {caller_id!r}: the company's number, "
+                          "digits with an optional leading +")
+    settings = CallbackSettings(
+        enabled=t.get("enabled", bool, False),
+        queues=tuple(queues),
+        app=matching(t, "app", "nohold-callback", DIALPLAN_NAME, "an ARI application name"),
+        node=node,
+        offer_after=bounded(t, "offer_after", 180.0, 1.0, 3600.0),
+        offer_when_wait_over=bounded(t, "offer_when_wait_over", 300.0, 0.0, 7200.0),
+        offer_every=bounded(t, "offer_every", 120.0, 1.0, 3600.0),
+        max_waiting_per_agent=t.integer("max_waiting_per_agent", 1, 1, 20),
+        retry_after=bounded(t, "retry_after", 600.0, 10.0, 86400.0),
+        max_attempts=t.integer("max_attempts", 3, 1, 10),
+        expire_after=bounded(t, "expire_after", 4 * 3600.0, 60.0, 7 * 86400.0),
+        ring_timeout=bounded(t, "ring_timeout", 25.0, 15.0, 120.0),
+        caller_id=caller_id,
+        caller_name=text(t, "caller_name", "Customer service", 40),
+        outbound=Outbound(kind, target),
+        dial_format=choice(t, "dial_format", "e164", DIAL_FORMATS),
+        default_region=region,
+        allowed_numbers=tuple(rules),
+        number_digits=digits_range(t, "number_digits", (6, 15)),
+        default_handle_time=bounded(t, "default_handle_time", 300.0, 10.0, 7200.0),
+        lease=bounded(t, "lease", 30.0, 5.0, 600.0),
+        amd=t.get("amd", bool, False),
+        **{name: t.get(name, str, getattr(CallbackSettings, name)) for name in PROMPTS},
+    )
+    t.done()
+    return settings
+
+
+def check_callbacks(cb: CallbackSettings, s: Settings) -> None:
+    for name in PROMPTS:
+        check_prompt_known(s, getattr(cb, name), f"callbacks.{name}")
+    if not cb.enabled:
+        return
+    missing = [key for key, value in (("queues", cb.queues), ("caller_id", cb.caller_id),
+                                      ("allowed_numbers", cb.allowed_numbers)) if not value]
+    if missing:
+        raise ConfigError(
+            f"callbacks.enabled = true needs callbacks.{', callbacks.'.join(missing)}: the "
+            "queues that offer a callback, the company's number the customer sees, and the "
+            "numbers nohold may dial (e.g. allowed_numbers = [\"PL:fixed_line\", \"PL:mobile\"])")
+    if cb.app == s.ari.app:
+        raise ConfigError(f"callbacks.app = {cb.app!r} is the IVR's app (ari.app): "
+                          "each feature needs its own")
+    if cb.retry_after >= cb.expire_after:
+        raise ConfigError(f"callbacks.retry_after = {cb.retry_after:g} must be shorter than "
+                          f"callbacks.expire_after = {cb.expire_after:g}: no retry could happen")
+    if not SERVED:
+        raise ConfigError("callbacks.enabled = true: this version of nohold does not serve "
+                          "callbacks yet (the store and the supervisors' commands work); "
+                          "set enabled = false")
+
+
+SECTION = Section("callbacks", parse_callbacks, check_callbacks)

@@ -1,0 +1,76 @@
+"""[callbacks]: off by default, deny-by-default dialling, clear errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from ari_apps.callbacks import settings as cb_settings
+from ari_apps.callbacks.settings import CallbackSettings, Outbound
+from nohold.config import ConfigError
+from nohold.registry import parse_settings
+
+READY = {"enabled": True, "queues": ["billing"], "caller_id": "+48221234567",
+         "allowed_numbers": ["PL:fixed_line", "PL:mobile"]}
+
+
+def parsed(**callbacks) -> CallbackSettings:
+    return parse_settings({"callbacks": callbacks}).section(CallbackSettings)
+
+
+def test_off_by_default_with_the_documented_defaults():
+    cb = parsed()
+    assert not cb.enabled and cb.queues == () and cb.allowed_numbers == ()
+    assert (cb.offer_after, cb.offer_when_wait_over, cb.offer_every) == (180, 300, 120)
+    assert (cb.retry_after, cb.max_attempts, cb.expire_after, cb.ring_timeout) == (
+        600, 3, 14400, 25)
+    assert cb.node  # the host name when not set
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"queues": ["bil ling"]}, r"callbacks.queues\[0\]"),
+    ({"queues": ["a", "a"]}, "listed twice"),
+    ({"allowed_numbers": ["PL:premium"]}, r"allowed_numbers\[0\].*line type"),
+    ({"allowed_numbers": ["*"]}, "REGION:type"),
+    ({"ring_timeout": 10}, "ring_timeout = 10.0: must be between 15"),
+    ({"max_attempts": 0}, "max_attempts"),
+    ({"outbound": "Local/123@x"}, "context:<dialplan context>"),
+    ({"outbound": "endpoint:PJSIP/trunk"}, "endpoint:PJSIP/{number}"),
+    ({"outbound": "endpoint:PJSIP/{number}@t,30"}, "callbacks.outbound"),
+    ({"caller_id": "Example <123>"}, "caller_id"),
+    ({"default_region": "Poland"}, "default_region"),
+    ({"dial_format": "tech"}, "dial_format"),
+    ({"node": "a b"}, "callbacks.node"),
+    ({"offer_prompt": "nope"}, "prompt 'nope' is used"),
+    ({"colour": "blue"}, "unknown key callbacks.colour"),
+])
+def test_bad_values_name_the_key_and_what_is_allowed(values, message):
+    with pytest.raises(ConfigError, match=message):
+        parsed(**values)
+
+
+@pytest.mark.parametrize("missing", ["queues", "caller_id", "allowed_numbers"])
+def test_enabling_needs_queues_caller_id_and_an_allow_list(missing):
+    values = {k: v for k, v in READY.items() if k != missing}
+    with pytest.raises(ConfigError, match=f"needs callbacks.{missing}"):
+        parsed(**values)
+
+
+def test_enabled_is_refused_until_this_version_serves_callbacks(monkeypatch):
+    with pytest.raises(ConfigError, match="does not serve callbacks yet"):
+        parsed(**READY)
+    monkeypatch.setattr(cb_settings, "SERVED", True)
+    cb = parsed(**READY)
+    assert cb.enabled and cb.numbers.check("601234567").e164 == "+48601234567"
+    with pytest.raises(ConfigError, match="retry_after"):
+        parsed(**READY, retry_after=600, expire_after=600)
+    with pytest.raises(ConfigError, match="IVR's app"):
+        parsed(**READY, app="nohold-ivr")
+
+
+def test_the_outbound_route_only_ever_takes_checked_digits():
+    assert Outbound("context", "out").endpoint("+48601234567") == "Local/+48601234567@out"
+    assert Outbound("endpoint", "PJSIP/{number}@trunk").endpoint("48601") == \
+        "PJSIP/48601@trunk"
+    for bad in ("601&PJSIP/900", "", "123@other", "6012345678901234567"):
+        with pytest.raises(ValueError, match="refusing to dial"):
+            Outbound("context", "out").endpoint(bad)
