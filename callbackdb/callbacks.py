@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, text, update
+from sqlalchemy import and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -200,6 +200,15 @@ class CallbackStore:
                 .order_by(Callback.arrived_at, Callback.id))
         async with self._engine.connect() as conn:
             return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    async def count_ahead(self, queue: str, arrived_at: datetime) -> int:
+        """Live callbacks of `queue` whose callers arrived no later than `arrived_at`:
+        they are served first (waiting, standing in the queue, or being dialled)."""
+        stmt = (select(func.count()).select_from(Callback)
+                .where(Callback.queue == queue, Callback.arrived_at <= arrived_at,
+                       Callback.state.in_([s.value for s in LIVE])))
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
 
     # -- moves --------------------------------------------------------------------------
     async def move(self, callback_id: int, old: State, new: State, now: datetime,

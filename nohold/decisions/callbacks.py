@@ -27,6 +27,8 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+from nohold.decisions.queue_state import QueueView
+
 
 class State(StrEnum):
     PENDING = "pending"
@@ -211,3 +213,61 @@ def entry_position(arrived_at: float, joined: list[float]) -> int:
     or before the callback's caller did, ahead of all who arrived later. `joined`
     are the join times of those in the queue now, on the same clock. 1-based."""
     return 1 + sum(1 for t in joined if t <= arrived_at)
+
+
+def position_in_queue(view: QueueView, arrived_at: float, wall_now: float, view_now: float,
+                      callbacks_ahead: int, placeholder_marker: str) -> int:
+    """The callback's place: live callers who arrived no later than its caller, plus
+    callbacks of the queue that arrived earlier (`callbacks_ahead`, from the
+    database: waiting or standing as placeholders), plus itself. Placeholders in
+    the view (channel names containing `placeholder_marker`) are those callbacks,
+    so they are not counted twice. The view's join times are on the monitor's
+    clock (`view_now`); arrivals are wall-clock (`wall_now`)."""
+    live = [wall_now - c.wait(view_now) for c in view.callers
+            if placeholder_marker not in c.channel]
+    return entry_position(arrived_at, live) + callbacks_ahead
+
+
+def serving(view: QueueView) -> int:
+    """Agents who will take calls: logged in and not paused."""
+    return sum(1 for m in view.members.values() if m.logged_in and not m.paused)
+
+
+# -- what the dialplan hands the offer flow ------------------------------------------------
+
+class BadOfferArgs(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class OfferArgs:
+    queue: str
+    joined_at: float  # wall clock, when the caller first joined the queue
+    position: int  # app_queue's QUEUEPOSITION as they left (0: unknown)
+    call_id: str
+
+
+# A day: an older join time is a stale variable, not a caller still waiting.
+_MAX_AGE = 86400.0
+
+
+def read_offer_args(args: list[str], queues: tuple[str, ...], now: float) -> OfferArgs:
+    """`Stasis(app,offer,<queue>,<joined epoch>,<position>,<linkedid>)` from the
+    exit context, checked: a queue the offer is configured for, a join time in the
+    last day and not in the future, a position that is a small integer."""
+    if len(args) != 5 or args[0] != "offer":
+        raise BadOfferArgs(f"expected offer,<queue>,<joined>,<position>,<call id>; got {args!r}")
+    _, queue, joined, position, call_id = args
+    if queue not in queues:
+        raise BadOfferArgs(f"queue {queue!r} does not offer callbacks (callbacks.queues)")
+    try:
+        joined_at = float(joined)
+    except ValueError:
+        raise BadOfferArgs(f"joined time {joined!r} is not a number") from None
+    if not now - _MAX_AGE <= joined_at <= now + 1:
+        raise BadOfferArgs(f"joined time {joined!r} is not within the last day")
+    if not position.isdigit() or len(position) > 5:
+        if position:
+            raise BadOfferArgs(f"position {position!r} is not a whole number")
+        position = "0"
+    return OfferArgs(queue, joined_at, int(position), call_id)

@@ -178,3 +178,15 @@ async def test_do_not_call_list(node_a, node_b):
     assert await node_a.dnc_remove("+48601000008")
     assert not await node_a.dnc_remove("+48601000008")
     assert not await node_b.on_dnc("+48601000008")
+
+
+async def test_callbacks_ahead_count_earlier_live_arrivals_of_the_queue(node_a):
+    for i, arrived in enumerate([10, 20, 30]):
+        await ask(node_a, f"+4860100020{i}", arrived=arrived)
+    await ask(node_a, "+48601000209", arrived=5, queue="tech")
+    assert await node_a.count_ahead("billing", at(20)) == 2
+    assert await node_a.count_ahead("billing", at(9)) == 0
+    [first] = await node_a.take_turns("billing", 1, at(2000))
+    assert await node_a.count_ahead("billing", at(20)) == 2, "a placeholder is still ahead"
+    await node_a.cancel(first.id, at(2001))
+    assert await node_a.count_ahead("billing", at(20)) == 1

@@ -111,3 +111,45 @@ def test_a_placeholder_enters_behind_earlier_arrivals_and_ahead_of_later():
     assert entry_position(100.0, [50.0, 99.0, 101.0, 300.0]) == 3
     assert entry_position(100.0, [100.0]) == 2   # a tie: whoever stands there stays ahead
     assert entry_position(100.0, []) == 1
+
+
+def test_offer_args_from_the_exit_context_are_checked():
+    from nohold.decisions.callbacks import BadOfferArgs, read_offer_args
+    ok = read_offer_args(["offer", "billing", "1000.5", "3", "1700.1"], ("billing",), 1100)
+    assert (ok.queue, ok.joined_at, ok.position, ok.call_id) == ("billing", 1000.5, 3, "1700.1")
+    assert read_offer_args(["offer", "billing", "1000", "", "x"], ("billing",), 1100).position == 0
+    for args, why in [
+        (["offer", "tech", "1000", "3", "x"], "does not offer"),
+        (["offer", "billing", "soon", "3", "x"], "not a number"),
+        (["offer", "billing", "5000", "3", "x"], "last day"),
+        (["offer", "billing", str(1100 - 90000), "3", "x"], "last day"),
+        (["offer", "billing", "1000", "-1", "x"], "whole number"),
+        (["offer", "billing", "1000", "3"], "expected"),
+        (["placeholder", "billing", "1000", "3", "x"], "expected"),
+    ]:
+        with pytest.raises(BadOfferArgs, match=why):
+            read_offer_args(args, ("billing",), 1100)
+
+
+def test_position_counts_earlier_live_callers_and_earlier_callbacks_once():
+    from nohold.decisions.callbacks import position_in_queue, serving
+    from nohold.decisions.queue_state import (
+        DEVICE_NOT_INUSE,
+        DEVICE_UNAVAILABLE,
+        QueueCaller,
+        QueueMember,
+        QueueView,
+    )
+    view = QueueView(name="billing", callers=(
+        QueueCaller("u1", "PJSIP/a-1", 1, joined_at=0.0),     # waited 100 s: arrived 900
+        QueueCaller("u2", "Local/cb-7@nohold-callback-placeholder-1;2", 2, joined_at=50.0),
+        QueueCaller("u3", "PJSIP/b-2", 3, joined_at=80.0),    # arrived 980
+    ), members={
+        "a": QueueMember("a", status=DEVICE_NOT_INUSE),
+        "b": QueueMember("b", status=DEVICE_NOT_INUSE, paused=True),
+        "c": QueueMember("c", status=DEVICE_UNAVAILABLE),
+    })
+    # wall clock 1000 = view clock 100; our caller arrived at wall 950
+    assert position_in_queue(view, 950.0, 1000.0, 100.0, callbacks_ahead=1,
+                             placeholder_marker="nohold-callback-placeholder") == 3
+    assert serving(view) == 1
