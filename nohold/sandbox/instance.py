@@ -25,7 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from base64 import b64encode
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -180,8 +180,12 @@ def start_sandbox(
     log: Callable[[str], None] = logger.info,
     *,
     detach: bool = False,
+    extra_config: Mapping[str, str] | None = None,
 ) -> Sandbox:
     """Start a private Asterisk and wait until it is fully booted and ARI answers.
+
+    `extra_config` maps a template's file name to text appended to it, e.g.
+    `{"queues.conf": "[myqueue]\\nstrategy = ringall\\n"}` for a test's own queue.
 
     `detach=True` is for `nohold sandbox up`: the instance outlives this process
     and must be stopped with Sandbox.load(state).stop(). Otherwise it is stopped
@@ -216,7 +220,7 @@ def start_sandbox(
         pid=0,
     )
     try:
-        _write_config(sb, extra_dialplan)
+        _write_config(sb, extra_dialplan, extra_config or {})
         cmd = [ASTERISK_BIN, "-C", sb.in_asterisk(sb.conf_path), "-f", "-n"]
         if not _is_host_root(root):
             cmd = ["chroot", str(root), *cmd]
@@ -285,7 +289,7 @@ def _write_state(sb: Sandbox, detached: bool) -> None:
     (sb.run_dir / _STATE_FILE).write_text(json.dumps(st))
 
 
-def _write_config(sb: Sandbox, extra_dialplan: str) -> None:
+def _write_config(sb: Sandbox, extra_dialplan: str, extra_config: Mapping[str, str]) -> None:
     values = {
         "RUN": sb.in_asterisk(sb.run_dir),
         "NAME": sb.name,
@@ -311,6 +315,11 @@ def _write_config(sb: Sandbox, extra_dialplan: str) -> None:
     if extra_dialplan:
         with open(etc / _EXTRA_DIALPLAN, "a") as f:
             f.write("\n" + extra_dialplan.strip("\n") + "\n")
+    for file_name, text in extra_config.items():
+        if not (TEMPLATES / file_name).is_file():
+            raise ValueError(f"extra_config: {file_name!r} is not a sandbox config file")
+        with open(etc / file_name, "a") as f:
+            f.write("\n" + text.strip("\n") + "\n")
 
 
 def _wait_booted(sb: Sandbox) -> None:
