@@ -5,6 +5,7 @@ supervisors' commands."""
 from __future__ import annotations
 
 from ari_apps.callbacks.app import CallbackApp
+from ari_apps.callbacks.check import check_callbacks_setup
 from ari_apps.callbacks.commands import COMMANDS
 from ari_apps.callbacks.dialer import Dialer
 from ari_apps.callbacks.offer import OfferFlow
@@ -27,4 +28,4 @@ def start(ctx: ServiceContext) -> Contribution:
 
 
 FEATURE = Feature(name="callbacks", start=start, section=SECTION, enabled=enabled,
-                  commands=COMMANDS)
+                  checks=(check_callbacks_setup,), commands=COMMANDS)
