@@ -11,16 +11,11 @@ bounded and pass the allow-list (nohold.decisions.numbers) before they are store
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ari_apps.callbacks.settings import CallbackSettings
+from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.channel import Channel
-from callbackdb.callbacks import CallbackStore
 from nohold import logs
-from nohold.ami.queues import QueueMonitor
-from nohold.config import Settings
 from nohold.decisions.callbacks import (
     BadOfferArgs,
     Estimate,
@@ -50,16 +45,14 @@ QUEUE_CONTEXT = "nohold-callback-queue"
 
 
 class OfferFlow:
-    def __init__(self, settings: Settings, cb: CallbackSettings, store: CallbackStore,
-                 queues: QueueMonitor | None, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
-        self.cb = cb
-        self.store = store
-        self.queues = queues
-        self.clock = clock
-
-    def media(self, prompt: str) -> str:
-        return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
+    def __init__(self, parts: CallbackParts) -> None:
+        self.parts = parts
+        self.settings = parts.settings
+        self.cb = parts.cb
+        self.store = parts.store
+        self.queues = parts.queues
+        self.clock = parts.clock
+        self.media = parts.media
 
     async def at_join(self, ch: Channel) -> None:
         """On the way into the queue: when the wait will be long (or nobody serves),
