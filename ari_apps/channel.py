@@ -56,10 +56,45 @@ class Channel:
         # Those of them Asterisk has accepted (the POST returned): only these can be
         # asked about after a reconnect without mistaking "not yet" for "ended".
         self._accepted: set[str] = set()
+        # For legs nohold creates and dials (channels/create + dial): what Asterisk
+        # reported, with its own timestamps (ISO 8601) where a measurement needs them.
+        self.dialstatus = ""  # the last non-empty Dial status
+        self.dialled = False
+        self.ringing = asyncio.Event()
+        self.up = asyncio.Event()
+        self.up_at = ""
+        self.entered_bridge_at = ""
+        self.cause: int | None = None
+        self.tech_cause: int | None = None
+        self.connected = ""  # connected line (who is on the other end), name or number
+        self.dial_changed = asyncio.Event()
+        # Left alone at shutdown (a conversation in a bridge nohold no longer needs
+        # to steer): not handed to the fallback, which for a leg means hanging up.
+        self.keep_at_shutdown = False
 
     # -- events ---------------------------------------------------------------------
     def feed(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        snapshot = event.get("channel") if kind != "Dial" else event.get("peer")
+        if isinstance(snapshot, dict):
+            line = snapshot.get("connected") or {}
+            self.connected = line.get("name") or line.get("number") or self.connected
+            if snapshot.get("state") == "Up" and not self.up.is_set():
+                self.up_at = str(event.get("timestamp", ""))
+                self.up.set()
+        if kind == "Dial":
+            self.dialled = True
+            status = str(event.get("dialstatus") or "")
+            if status:
+                self.dialstatus = status
+            if status == "RINGING":
+                self.ringing.set()
+            self.dial_changed.set()
+        elif kind == "ChannelEnteredBridge" and not self.entered_bridge_at:
+            self.entered_bridge_at = str(event.get("timestamp", ""))
+        elif kind == "ChannelDestroyed":
+            self.cause = event.get("cause")
+            self.tech_cause = event.get("tech_cause")
         if kind == "ChannelDtmfReceived":
             self.keys.put_nowait(event.get("digit", ""))
         elif kind in ("PlaybackFinished", "PlaybackFailed"):
@@ -229,6 +264,19 @@ class Channel:
                 raise CallerHungUp(self.id) from exc
             return None
         return str((result or {}).get("value", ""))
+
+    async def dial(self, timeout: float = 0) -> None:
+        """Dial a channel made with channels/create (ARI `dial`); 0: no ring timeout
+        (a placeholder waits as long as the queue keeps it)."""
+        params: dict[str, Any] = {"timeout": int(timeout)} if timeout > 0 else {}
+        await self._rest("POST", f"/channels/{self.id}/dial", **params)
+
+    def outcome(self) -> DialOutcome:
+        """What became of a dialled leg, from what Asterisk said so far."""
+        if self.up.is_set():
+            return DialOutcome.ANSWERED
+        return final_outcome(dialstatus=self.dialstatus, cause=self.cause,
+                             tech_cause=self.tech_cause, dialled=self.dialled)
 
     async def hangup(self, reason: str = "normal") -> None:
         """Hang the channel up. Already gone (404) is success: the goal is reached,

@@ -23,7 +23,7 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError
+from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriNotFound
 from ari_apps.bridge import Bridge
 from ari_apps.channel import (
     CallerHungUp,
@@ -68,10 +68,16 @@ class StasisRuntime:
         self.feature = feature
         self.channels: dict[str, Channel] = {}
         self.originations = Originations()
+        # Channels being made with channels/create, by id, until their StasisStart.
+        self.expected: dict[str, asyncio.Future[Channel]] = {}
         self.bridges: dict[str, Bridge] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.replaced = asyncio.Event()
         self.connected = asyncio.Event()
+        # A feature that makes its own channels (a dialler) gets its runtime.
+        bind = getattr(feature, "bind_runtime", None)
+        if bind is not None:
+            bind(self)
         # Stops an orphan's current playback by channel id alone (the old process's
         # playback ids died with it); without it the hand-over waits for the prompt's end.
         self.stop_orphan_playback: Callable[[str], Awaitable[None]] | None = None
@@ -102,7 +108,7 @@ class StasisRuntime:
             self.replaced.set()
             return
         if kind == "StasisStart":
-            if not self._enter_originated(event):
+            if not self._enter_created(event) and not self._enter_originated(event):
                 self._start_call(event)
             return
         if self.originations:
@@ -122,6 +128,46 @@ class StasisRuntime:
             ch.feed(event)
             if ch.gone.is_set() and kind in ("StasisEnd", "ChannelDestroyed"):
                 self.channels.pop(channel_id, None)
+
+    def _enter_created(self, event: dict[str, Any]) -> bool:
+        channel_id = _channel_of(event)
+        waiting = self.expected.pop(channel_id, None) if channel_id else None
+        if waiting is None:
+            return False
+        ch = Channel(self.ari, event)
+        self.channels[ch.id] = ch
+        if not waiting.done():
+            waiting.set_result(ch)
+        return True
+
+    async def create_channel(
+        self,
+        endpoint: str,
+        *,
+        channel_id: str,
+        other_channel_id: str | None = None,
+        app_args: Sequence[str] = (),
+        variables: dict[str, str] | None = None,
+        originator: str | None = None,
+        timeout: float = 10.0,
+    ) -> Channel:
+        """A channel made (channels/create) into this app, not yet dialled: it enters
+        Stasis at once, and its events reach the returned Channel. Dial it with
+        `Channel.dial`. Raises AriError, or TimeoutError when no StasisStart came."""
+        waiting: asyncio.Future[Channel] = asyncio.get_running_loop().create_future()
+        self.expected[channel_id] = waiting
+        params: dict[str, Any] = {
+            "endpoint": endpoint, "app": self.app, "channelId": channel_id,
+            "otherChannelId": other_channel_id, "originator": originator,
+            "appArgs": ",".join(app_args) if app_args else None,
+        }
+        body = {"variables": dict(variables)} if variables else None
+        log.info("channel_create channel=%s endpoint=%s", channel_id, endpoint)
+        try:
+            await self.ari.request("POST", "/channels/create", params=params, json=body)
+            return await asyncio.wait_for(waiting, timeout)
+        finally:
+            self.expected.pop(channel_id, None)
 
     def _enter_originated(self, event: dict[str, Any]) -> bool:
         channel_id = _channel_of(event)
@@ -230,7 +276,7 @@ class StasisRuntime:
             return
         present = set(app.get("channel_ids", []))
         for channel_id, ch in list(self.channels.items()):
-            if channel_id not in present:
+            if channel_id not in present and not await self._still_there(channel_id):
                 log.info("reconcile_gone app=%s channel=%s", self.app, channel_id)
                 ch.gone.set()
                 self.channels.pop(channel_id, None)
@@ -243,7 +289,13 @@ class StasisRuntime:
         unknown = present - set(self.channels)
         if unknown:
             await asyncio.sleep(ORPHAN_GRACE)
+        # Channels a feature recovers itself from its own records (a dialler's legs,
+        # perhaps in a conversation that must go on) are not the fallback's.
+        leave = getattr(self.feature, "leaves_orphan", None)
         for channel_id in sorted(unknown - set(self.channels)):
+            if leave is not None and leave(channel_id):
+                log.info("reconcile_orphan_left app=%s channel=%s", self.app, channel_id)
+                continue
             log.warning("reconcile_orphan app=%s channel=%s: sending to fallback",
                         self.app, channel_id)
             if self.stop_orphan_playback is not None:
@@ -253,6 +305,17 @@ class StasisRuntime:
                     log.warning("orphan_playback_stop_failed app=%s channel=%s error=%s",
                                 self.app, channel_id, exc)
             await self._hand_over(channel_id, self.feature.fallback(None))
+
+    async def _still_there(self, channel_id: str) -> bool:
+        """Asked by id: after the app's socket was down, Asterisk 22 may list none of
+        the app's channels although they are still in Stasis (docs/decisions/0006)."""
+        try:
+            await self.ari.request("GET", f"/channels/{channel_id}")
+        except AriNotFound:
+            return False
+        except AriError:
+            return True  # unknown: keep it; the next reconcile asks again
+        return True
 
     async def _hand_over(self, channel_id: str, where: DialplanLocation | None) -> None:
         try:
@@ -270,7 +333,9 @@ class StasisRuntime:
         if self.tasks:
             await asyncio.wait(self.tasks, timeout=grace)
         for channel_id, ch in list(self.channels.items()):
-            if not ch.gone.is_set():
+            if ch.keep_at_shutdown and not ch.gone.is_set():
+                log.info("shutdown_left_talking app=%s channel=%s", self.app, channel_id)
+            elif not ch.gone.is_set():
                 log.info("shutdown_handover app=%s channel=%s", self.app, channel_id)
                 try:
                     await ch.stop_playbacks()
@@ -281,7 +346,8 @@ class StasisRuntime:
 
 
 def _channel_of(event: dict[str, Any]) -> str | None:
-    channel = event.get("channel")
+    # Dial names the dialled channel `peer` (and the dialling one `caller`).
+    channel = event.get("peer") if event.get("type") == "Dial" else event.get("channel")
     if isinstance(channel, dict):
         return channel.get("id")
     return _playback_target(event, "channel:")

@@ -201,12 +201,20 @@ class CallbackStore:
         async with self._engine.connect() as conn:
             return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
 
-    async def count_ahead(self, queue: str, arrived_at: datetime) -> int:
-        """Live callbacks of `queue` whose callers arrived no later than `arrived_at`:
-        they are served first (waiting, standing in the queue, or being dialled)."""
+    async def count_ahead(self, queue: str, arrived_at: datetime,
+                          states: Iterable[State] = LIVE) -> int:
+        """Callbacks of `queue` (live ones, or those in `states`) whose callers arrived
+        no later than `arrived_at`: they are served first."""
         stmt = (select(func.count()).select_from(Callback)
                 .where(Callback.queue == queue, Callback.arrived_at <= arrived_at,
-                       Callback.state.in_([s.value for s in LIVE])))
+                       Callback.state.in_([s.value for s in states])))
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(stmt)).scalar_one())
+
+    async def count_in(self, queue: str, state: State) -> int:
+        """Callbacks of `queue` in `state`, whoever holds them (e.g. placeholders standing)."""
+        stmt = (select(func.count()).select_from(Callback)
+                .where(Callback.queue == queue, Callback.state == state.value))
         async with self._engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
 

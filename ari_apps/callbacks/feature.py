@@ -1,14 +1,16 @@
-"""Callbacks as a feature: the `[callbacks]` section and the supervisors' commands.
-
-The offer, the placeholders and the agent-first dial join this feature as they
-are proven against the real Asterisk (issue 8); until then `enabled = true` is
-refused by the section's check rather than accepted and silently doing nothing.
-"""
+"""Callbacks as a feature: the `[callbacks]` section, the `nohold-callback` Stasis app
+(the offer, the placeholders, the agent-first dial), its dialler loop, and the
+supervisors' commands."""
 
 from __future__ import annotations
 
+from ari_apps.callbacks.app import CallbackApp
+from ari_apps.callbacks.check import check_callbacks_setup
 from ari_apps.callbacks.commands import COMMANDS
+from ari_apps.callbacks.dialer import Dialer
+from ari_apps.callbacks.offer import OfferFlow
 from ari_apps.callbacks.settings import SECTION, CallbackSettings
+from callbackdb.callbacks import CallbackStore
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
 
@@ -18,8 +20,12 @@ def enabled(settings: Settings) -> bool:
 
 
 def start(ctx: ServiceContext) -> Contribution:
-    return Contribution()
+    cb = ctx.settings.section(CallbackSettings)
+    store = CallbackStore(ctx.engine, cb.node, cb.lease)
+    dialer = Dialer(ctx.settings, cb, store, ctx.queues)
+    app = CallbackApp(OfferFlow(ctx.settings, cb, store, ctx.queues), dialer)
+    return Contribution(stasis=[(ctx.ari(cb.app), app)], tasks=[dialer.run])
 
 
 FEATURE = Feature(name="callbacks", start=start, section=SECTION, enabled=enabled,
-                  commands=COMMANDS)
+                  checks=(check_callbacks_setup,), commands=COMMANDS)

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from nohold.ami.settings import AmiSettings
 from nohold.config import (
     DIALPLAN_NAME,
     ConfigError,
@@ -36,10 +37,6 @@ NODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # dialplan) or "endpoint:<tech>/<resource with {number}>" (e.g. PJSIP/{number}@trunk).
 OUTBOUND = re.compile(r"^(context:[A-Za-z0-9_+.-]{1,79}"
                       r"|endpoint:[A-Za-z0-9]+/[^\s,;()]*\{number\}[^\s,;()]*)$")
-
-# False until the offer, placeholders and dialler run in `nohold run` (issue 8):
-# accepting enabled = true and doing nothing would be a silent broken promise.
-SERVED = False
 
 PROMPTS = ("offer_prompt", "number_is_prompt", "confirm_prompt", "enter_number_prompt",
            "promise_prompt", "minutes_prompt", "already_prompt", "refused_prompt",
@@ -186,10 +183,9 @@ def check_callbacks(cb: CallbackSettings, s: Settings) -> None:
     if cb.retry_after >= cb.expire_after:
         raise ConfigError(f"callbacks.retry_after = {cb.retry_after:g} must be shorter than "
                           f"callbacks.expire_after = {cb.expire_after:g}: no retry could happen")
-    if not SERVED:
-        raise ConfigError("callbacks.enabled = true: this version of nohold does not serve "
-                          "callbacks yet (the store and the supervisors' commands work); "
-                          "set enabled = false")
+    if not s.section(AmiSettings).enabled:
+        raise ConfigError("callbacks.enabled = true needs [ami] enabled = true: placeholders "
+                          "stand in a queue only where nohold sees the queue's state")
 
 
 SECTION = Section("callbacks", parse_callbacks, check_callbacks)

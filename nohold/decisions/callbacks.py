@@ -271,3 +271,57 @@ def read_offer_args(args: list[str], queues: tuple[str, ...], now: float) -> Off
             raise BadOfferArgs(f"position {position!r} is not a whole number")
         position = "0"
     return OfferArgs(queue, joined_at, int(position), call_id)
+
+
+# -- is the admin's queue set up for the offer? ------------------------------------------------
+
+def parse_config_lines(fields: list[dict[str, str]]) -> dict[str, dict[str, list[str]]]:
+    """AMI GetConfig's answer (Category-NNNNNN / Line-NNNNNN-MMMMMM) as
+    category -> key -> values (a key may repeat, e.g. member)."""
+    names: dict[str, str] = {}
+    out: dict[str, dict[str, list[str]]] = {}
+    for message in fields:
+        for key, value in message.items():
+            if key.startswith("Category-"):
+                names[key[len("Category-"):]] = value
+                out.setdefault(value, {})
+        for key, value in message.items():
+            if key.startswith("Line-") and "=" in value:
+                number = key[len("Line-"):].split("-")[0]
+                category = names.get(number)
+                if category is None:
+                    continue
+                name, _, setting = value.partition("=")
+                out[category].setdefault(name.strip(), []).append(setting.strip())
+    return out
+
+
+def offer_setup_problems(queues_conf: dict[str, dict[str, list[str]]], queue: str,
+                         offer_prompt: str, offer_after: float, offer_every: float,
+                         exit_context: str) -> list[str]:
+    """What the admin must change in queues.conf for `queue` to offer callbacks."""
+    q = queues_conf.get(queue)
+    if q is None:
+        return [f"queues.conf has no queue [{queue}] (callbacks.queues lists it)"]
+
+    def one(key: str) -> str:
+        return (q.get(key) or [""])[-1]
+
+    problems = []
+    if one("context") != exit_context:
+        problems.append(f"[{queue}] context = {exit_context} (the caller's 1 leaves the "
+                        f"queue to nohold); now {one('context') or 'unset'}")
+    announce = one("periodic-announce")
+    if not announce.split(",")[0].rstrip("/").endswith("/" + offer_prompt):
+        problems.append(f"[{queue}] periodic-announce = <prompts.asterisk_dir>/{offer_prompt}"
+                        f"; now {announce or 'unset'}")
+    for key, want in (("periodic-announce-startdelay", offer_after),
+                      ("periodic-announce-frequency", offer_every)):
+        got = one(key)
+        if not got.isdigit() or abs(int(got) - want) > 1:
+            problems.append(f"[{queue}] {key} = {want:.0f} (callbacks.offer_"
+                            f"{'after' if 'start' in key else 'every'}); now {got or 'unset'}")
+    if one("announce-to-first-user") not in ("yes", "true", "1", "on"):
+        problems.append(f"[{queue}] announce-to-first-user = yes (the head of the line hears "
+                        "the offer too)")
+    return problems

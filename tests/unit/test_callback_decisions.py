@@ -153,3 +153,32 @@ def test_position_counts_earlier_live_callers_and_earlier_callbacks_once():
     assert position_in_queue(view, 950.0, 1000.0, 100.0, callbacks_ahead=1,
                              placeholder_marker="nohold-callback-placeholder") == 3
     assert serving(view) == 1
+
+
+def test_the_queue_setup_check_reads_getconfig_and_names_each_fix():
+    from nohold.decisions.callbacks import offer_setup_problems, parse_config_lines
+    fields = [{"Response": "Success", "Category-000000": "general",
+               "Line-000000-000000": "persistentmembers=no",
+               "Category-000001": "billing",
+               "Line-000001-000000": "strategy=ringall",
+               "Line-000001-000001": "periodic-announce=/var/lib/nohold/prompts/callback_offer",
+               "Line-000001-000002": "periodic-announce-startdelay=180",
+               "Line-000001-000003": "periodic-announce-frequency=120",
+               "Line-000001-000004": "announce-to-first-user=yes",
+               "Line-000001-000005": "context=nohold-callback-offer",
+               "Line-000001-000006": "member=Local/a@x",
+               "Line-000001-000007": "member=Local/b@x",
+               "Category-000002": "tech",
+               "Line-000002-000000": "periodic-announce=queue-periodic-announce",
+               "Line-000002-000001": "periodic-announce-frequency=60"}]
+    conf = parse_config_lines(fields)
+    assert conf["billing"]["member"] == ["Local/a@x", "Local/b@x"]
+    args = ("callback_offer", 180.0, 120.0, "nohold-callback-offer")
+    assert offer_setup_problems(conf, "billing", *args) == []
+    problems = offer_setup_problems(conf, "tech", *args)
+    assert [p.split(" ", 2)[1] for p in problems] == [
+        "context", "periodic-announce", "periodic-announce-startdelay",
+        "periodic-announce-frequency", "announce-to-first-user"]
+    assert "now 60" in problems[3]
+    assert offer_setup_problems(conf, "sales", *args) == [
+        "queues.conf has no queue [sales] (callbacks.queues lists it)"]

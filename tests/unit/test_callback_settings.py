@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from ari_apps.callbacks import settings as cb_settings
 from ari_apps.callbacks.settings import CallbackSettings, Outbound
 from nohold.config import ConfigError
 from nohold.registry import parse_settings
@@ -55,16 +54,17 @@ def test_enabling_needs_queues_caller_id_and_an_allow_list(missing):
         parsed(**values)
 
 
-def test_enabled_is_refused_until_this_version_serves_callbacks(monkeypatch):
-    with pytest.raises(ConfigError, match="does not serve callbacks yet"):
+def test_enabled_needs_the_queue_state_and_a_retry_before_expiry():
+    with pytest.raises(ConfigError, match=r"needs \[ami\] enabled = true"):
         parsed(**READY)
-    monkeypatch.setattr(cb_settings, "SERVED", True)
-    cb = parsed(**READY)
+    ami = {"enabled": True, "secret": "s"}
+    cb = parse_settings({"callbacks": READY, "ami": ami}).section(CallbackSettings)
     assert cb.enabled and cb.numbers.check("601234567").e164 == "+48601234567"
     with pytest.raises(ConfigError, match="retry_after"):
-        parsed(**READY, retry_after=600, expire_after=600)
+        parse_settings({"callbacks": {**READY, "retry_after": 600, "expire_after": 600},
+                        "ami": ami})
     with pytest.raises(ConfigError, match="IVR's app"):
-        parsed(**READY, app="nohold-ivr")
+        parse_settings({"callbacks": {**READY, "app": "nohold-ivr"}, "ami": ami})
 
 
 def test_the_outbound_route_only_ever_takes_checked_digits():

@@ -1,0 +1,397 @@
+"""Callbacks keep their place, then an agent calls the customer: the dialler.
+
+Every second (and at once when woken) the dialler, on each node:
+- expires waiting callbacks past their time, renews the leases of those it holds,
+  and takes over callbacks whose holder stopped renewing (a node killed);
+- for each callback queue, lets waiting callbacks stand in the queue as
+  placeholders, earliest arrival first, at most `max_waiting_per_agent` per
+  logged-in agent, each entering at its caller's place.
+
+A placeholder's life, as the agent hears it:
+  the queue connects an agent -> bridge -> whisper ("callback, waited 14 minutes")
+  -> the customer's leg is created, added, dialled (ring tone to the agent)
+  -> answered: they talk -> either hangs up, the other leg is ended.
+  -> busy, no answer...: the agent hears one short prompt and is released; retry.
+If the agent leaves in the instant after the customer answered, the customer
+hears the information message and the attempt counts as abandoned.
+
+Exactly once: the only way to a dial is the guarded move to `dialling` with the
+next attempt number (callbackdb/callbacks.py); a node that lost the callback
+(cancelled, taken over) hangs its placeholder up instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from ari_apps.agent_first import CustomerLeg, dial_into_bridge, until_one_leaves
+from ari_apps.ari_client import AriError, AriNotFound
+from ari_apps.bridge import Bridge
+from ari_apps.callbacks.offer import PLACEHOLDER_CONTEXT
+from ari_apps.callbacks.settings import CallbackSettings
+from ari_apps.channel import CallerHungUp, Channel
+from ari_apps.runtime import StasisRuntime
+from callbackdb.callbacks import CallbackRecord, CallbackStore
+from nohold import logs
+from nohold.ami.queues import QueueMonitor
+from nohold.config import Settings
+from nohold.decisions.callbacks import (
+    AttemptOutcome,
+    State,
+    after_attempt,
+    expired,
+    placeholders_wanted,
+    position_in_queue,
+)
+from nohold.decisions.dial import DialOutcome
+from nohold.decisions.numbers import NumberRefused
+
+log = logging.getLogger("nohold.callbacks")
+
+TICK = 1.0
+# A customer who answered and lost the agent within this many seconds heard
+# nobody: they get the information message, and the attempt is abandoned.
+ABANDON_WINDOW = 2.0
+PLACEHOLDER_PREFIX = "cb-"
+
+_BY_DIAL = {
+    DialOutcome.BUSY: AttemptOutcome.BUSY,
+    DialOutcome.NO_ANSWER: AttemptOutcome.NO_ANSWER,
+    DialOutcome.REJECTED: AttemptOutcome.REJECTED,
+    DialOutcome.CONGESTION: AttemptOutcome.CONGESTION,
+    DialOutcome.UNREACHABLE: AttemptOutcome.UNREACHABLE,
+    DialOutcome.CANCELLED: AttemptOutcome.AGENT_GONE,
+    DialOutcome.FAILED: AttemptOutcome.FAILED,
+}
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class Dialer:
+    def __init__(self, settings: Settings, cb: CallbackSettings, store: CallbackStore,
+                 queues: QueueMonitor | None, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.cb = cb
+        self.store = store
+        self.queues = queues
+        self.clock = clock
+        self.rt: StasisRuntime | None = None
+        self.held: dict[int, asyncio.Task[None]] = {}
+        self.dialling: set[int] = set()
+        self.wake = asyncio.Event()
+
+    def media(self, prompt: str) -> str:
+        return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """The background task: until cancelled (then placeholders are hung up; the
+        callbacks stay in the database and stand again at the next start)."""
+        try:
+            await self._wait_connected()
+            await self.recover(await self.store.mine(), "restart")
+            while True:
+                try:
+                    await self.cycle()
+                except Exception:  # noqa: BLE001 - a failed cycle is retried next tick
+                    log.exception("callback_cycle_failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), TICK)
+                self.wake.clear()
+        finally:
+            tasks = list(self.held.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _wait_connected(self) -> None:
+        assert self.rt is not None, "the Stasis runtime binds the dialler before it runs"
+        await self.rt.connected.wait()
+
+    async def cycle(self) -> None:
+        now = self.clock()
+        for record in await self.store.expire_waiting(_utc(now)):
+            log.info("callback_expired callback=%s call=%s reason=expire_after", record.id,
+                     record.call_id)
+        await self.renew(now)
+        lapsed = [r for r in await self.store.lapsed(_utc(now)) if r.id not in self.held]
+        if lapsed:
+            await self.recover(lapsed, "lease_lapsed")
+        for queue in self.cb.queues:
+            await self.stand_in(queue, now)
+
+    async def renew(self, now: float) -> None:
+        if not self.held:
+            return
+        still = await self.store.renew(self.held, _utc(now))
+        for callback_id in set(self.held) - still - self.dialling:
+            # Cancelled by a supervisor, expired, or taken over: the place is given up.
+            log.info("callback_released callback=%s reason=no_longer_held", callback_id)
+            self.held[callback_id].cancel()
+
+    async def stand_in(self, queue: str, now: float) -> None:
+        view = self.queues.view(queue) if self.queues is not None else None
+        if view is None or self.queues is None or not self.queues.fresh:
+            return  # blind without the queue state: no new placeholders
+        standing = await self.store.count_in(queue, State.QUEUED)
+        wanted = placeholders_wanted(view.logged_in, self.cb.max_waiting_per_agent, standing)
+        if not wanted:
+            return
+        for record in await self.store.take_turns(queue, wanted, _utc(now)):
+            ahead = await self.store.count_ahead(queue, record.arrived_at,
+                                                 states=(State.QUEUED,)) - 1
+            position = position_in_queue(view, record.arrived_at.timestamp(), now,
+                                         self.queues.now(), max(0, ahead), PLACEHOLDER_CONTEXT)
+            self._start(record, position)
+
+    def _start(self, record: CallbackRecord, position: int) -> None:
+        async def with_ids() -> None:
+            logs.call_id.set(record.call_id)
+            try:
+                await self.hold_place(record, position)
+            finally:
+                self.held.pop(record.id, None)
+                self.dialling.discard(record.id)
+                self.wake.set()
+
+        self.held[record.id] = asyncio.create_task(with_ids())
+
+    # -- one placeholder ---------------------------------------------------------------------
+    async def hold_place(self, record: CallbackRecord, position: int) -> None:
+        assert self.rt is not None
+        token = uuid.uuid4().hex[:8]
+        placeholder_id = f"{PLACEHOLDER_PREFIX}{record.id}-{token}"
+        agent: Channel | None = None
+        try:
+            agent = await self.rt.create_channel(
+                f"Local/s@{PLACEHOLDER_CONTEXT}/n", channel_id=placeholder_id,
+                other_channel_id=f"{placeholder_id}-q", app_args=("placeholder", str(record.id)),
+                variables={"NOHOLD_CB_ID": str(record.id), "NOHOLD_CB_QUEUE": record.queue,
+                           "NOHOLD_CB_POSITION": str(position)})
+            await agent.dial()
+            log.info("callback_standing callback=%s call=%s queue=%s position=%d channel=%s",
+                     record.id, record.call_id, record.queue, position, placeholder_id)
+            await _first(agent.up, agent.gone)
+            if not agent.up.is_set():
+                await self._back_in_line(record, "placeholder_ended")
+                return
+            await self.agent_connected(record, agent)
+        except (AriError, CallerHungUp, TimeoutError) as exc:
+            log.warning("callback_placeholder_failed callback=%s error=%s", record.id,
+                        type(exc).__name__)
+            await self._back_in_line(record, "placeholder_failed")
+        except asyncio.CancelledError:
+            if record.id not in self.dialling:
+                await asyncio.shield(self._back_in_line(record, "stopped"))
+            raise
+        finally:
+            if agent is not None and not agent.keep_at_shutdown:
+                with contextlib.suppress(AriError):
+                    await agent.hangup()
+
+    async def _back_in_line(self, record: CallbackRecord, reason: str) -> None:
+        """The placeholder left the queue without an agent: pending again, same arrival."""
+        now = _utc(self.clock())
+        for state in (State.QUEUED, State.AGENT_CONNECTED):
+            try:
+                if await self.store.move(record.id, state, State.PENDING, now,
+                                         outcome=reason) is not None:
+                    log.info("callback_back_in_line callback=%s reason=%s", record.id, reason)
+                    return
+            except Exception:  # noqa: BLE001 - the lease lapses and another pass recovers it
+                log.exception("callback_back_in_line_failed callback=%s", record.id)
+                return
+
+    async def agent_connected(self, record: CallbackRecord, agent: Channel) -> None:
+        assert self.rt is not None
+        now = self.clock()
+        connected = await self.store.move(record.id, State.QUEUED, State.AGENT_CONNECTED,
+                                          _utc(now))
+        if connected is None:
+            log.info("callback_not_ours callback=%s: releasing the agent", record.id)
+            return
+        log.info("callback_agent_connected callback=%s agent=%s", record.id,
+                 agent.connected or "-")
+        refusal = await self._refusal(connected, now)
+        if refusal is not None:
+            final = State.EXPIRED if refusal == "expire_after" else State.CANCELLED
+            await self.store.move(record.id, State.AGENT_CONNECTED, final, _utc(now),
+                                  outcome=refusal)
+            log.warning("callback_not_dialled callback=%s reason=%s", record.id, refusal)
+            return
+        bridge = await self.rt.create_bridge(name=f"callback-{record.id}")
+        try:
+            await bridge.add(agent)
+            # The customer sees the company's number: set on the agent's side, since
+            # the bridge copies it to the customer's leg (docs/decisions/0006).
+            await agent.set_vars({"CALLERID(num)": self.cb.caller_id,
+                                  "CALLERID(name)": self.cb.caller_name,
+                                  "CALLERID(pres)": "allowed"})
+            await self.whisper(agent, connected, now)
+            dialling = await self.store.begin_attempt(connected, agent.connected, _utc(now))
+            if dialling is None:
+                log.info("callback_not_ours callback=%s: lost before the dial", record.id)
+                return
+            self.dialling.add(record.id)
+            await self.attempt(dialling, agent, bridge)
+        finally:
+            if not agent.keep_at_shutdown:
+                await bridge.destroy()
+
+    async def _refusal(self, record: CallbackRecord, now: float) -> str | None:
+        """Checked again right before the dial: the list or the config may have changed."""
+        if expired(now, record.expires_at.timestamp()):
+            return "expire_after"
+        try:
+            self.cb.numbers.check(record.number)
+        except NumberRefused as exc:
+            return f"not_allowed:{exc.reason}"
+        if await self.store.on_dnc(record.number):
+            return "do_not_call"
+        return None
+
+    async def whisper(self, agent: Channel, record: CallbackRecord, now: float) -> None:
+        waited = max(1, round((now - record.arrived_at.timestamp()) / 60))
+        for media in (self.media(self.cb.whisper_prompt), f"number:{waited}", "sound:minutes"):
+            await agent.play(media, interruptible=False)
+
+    async def attempt(self, record: CallbackRecord, agent: Channel, bridge: Bridge) -> None:
+        assert self.rt is not None
+        number = self.cb.numbers.check(record.number)
+        endpoint = self.cb.outbound.endpoint(number.digits(self.cb.dial_format))
+        log.info("callback_dialling callback=%s attempt=%d endpoint=%s", record.id,
+                 record.attempts, endpoint)
+        leg: CustomerLeg | None = None
+        times: dict[str, object] = {}
+        try:
+            leg = await dial_into_bridge(
+                self.rt, agent, bridge, endpoint,
+                f"{PLACEHOLDER_PREFIX}{record.id}-a{record.attempts}-{uuid.uuid4().hex[:6]}",
+                self.cb.ring_timeout, app_args=("customer", str(record.id)))
+            if leg.outcome is DialOutcome.ANSWERED and leg.channel is not None:
+                times = {"customer_answer_at": _utc(self.clock())}
+                if leg.answer_to_audio_ms is not None:
+                    times["answer_to_audio_ms"] = leg.answer_to_audio_ms
+                outcome = await self.talk(record, agent, leg.channel)
+            else:
+                outcome = _BY_DIAL.get(leg.outcome, AttemptOutcome.FAILED)
+                await self.tell_agent(agent)
+        except asyncio.CancelledError:
+            if agent.keep_at_shutdown:
+                # Stopped mid-conversation: the call goes on in Asterisk; the attempt
+                # stays `dialling` and the next start finds the customer talking.
+                raise
+            if leg is None or leg.channel is None:
+                log.warning("callback_dial_stopped callback=%s", record.id)
+            await asyncio.shield(self._end(record, AttemptOutcome.INTERRUPTED, leg, times))
+            raise
+        await self._end(record, outcome, leg, times)
+
+    async def talk(self, record: CallbackRecord, agent: Channel, customer: Channel) -> \
+            AttemptOutcome:
+        started = self.clock()
+        log.info("callback_talking callback=%s", record.id)
+        agent.keep_at_shutdown = customer.keep_at_shutdown = True
+        first = agent if agent.gone.is_set() else await until_one_leaves(agent, customer)
+        if first is agent and self.clock() - started < ABANDON_WINDOW:
+            log.warning("callback_abandoned callback=%s: agent left as the customer answered",
+                        record.id)
+            with contextlib.suppress(AriError, CallerHungUp):
+                await customer.play(self.media(self.cb.info_prompt), interruptible=False)
+            await customer.hangup()
+            return AttemptOutcome.ABANDONED
+        await (customer if first is agent else agent).hangup()
+        return AttemptOutcome.TALKED
+
+    async def tell_agent(self, agent: Channel) -> None:
+        with contextlib.suppress(AriError, CallerHungUp):
+            await agent.play(self.media(self.cb.agent_outcome_prompt), interruptible=False)
+
+    async def _end(self, record: CallbackRecord, outcome: AttemptOutcome,
+                   leg: CustomerLeg | None, times: dict[str, object]) -> None:
+        now = self.clock()
+        after = after_attempt(outcome, record.attempts, now, record.expires_at.timestamp(),
+                              self.cb.policy)
+        try:
+            ended = await self.store.end_attempt(
+                record, outcome, after, _utc(now),
+                cause=str(leg.channel.cause) if leg and leg.channel and leg.channel.cause
+                else "", **times)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - the lease lapses; recovery ends it as interrupted
+            log.exception("callback_attempt_not_recorded callback=%s", record.id)
+            return
+        log.info("callback_attempt_end callback=%s attempt=%d outcome=%s next=%s%s", record.id,
+                 record.attempts, outcome, after.state,
+                 f" reason={after.reason}" if after.reason else "")
+        if ended is None:
+            log.error("callback_attempt_end_lost callback=%s: no longer held", record.id)
+
+    # -- recovery ------------------------------------------------------------------------
+    async def recover(self, records: list[CallbackRecord], why: str) -> None:
+        """Callbacks held by a node that is gone (this one before a restart, or another):
+        their leftover channels are ended, queued ones go back in line, an attempt that
+        was dialling ends as interrupted (counted: a crash loop cannot ring a customer
+        more than max_attempts times)."""
+        assert self.rt is not None
+        if not records:
+            return
+        leftovers = await self._channel_ids()
+        now = self.clock()
+        for record in records:
+            mine = record if record.owner == self.store.node else \
+                await self.store.take_over(record, _utc(now))
+            if mine is None:
+                continue
+            talking = await self._end_leftovers(mine, leftovers)
+            log.warning("callback_recovered callback=%s state=%s from=%s reason=%s", mine.id,
+                        mine.state, record.owner, why)
+            if mine.state is State.DIALLING:
+                outcome = AttemptOutcome.TALKED if talking else AttemptOutcome.INTERRUPTED
+                after = after_attempt(outcome, mine.attempts, now, mine.expires_at.timestamp(),
+                                      self.cb.policy)
+                await self.store.end_attempt(mine, outcome, after, _utc(now),
+                                             cause=f"recovered_{why}")
+            else:
+                await self.store.move(mine.id, mine.state, State.PENDING, _utc(now),
+                                      outcome=f"recovered_{why}")
+
+    async def _channel_ids(self) -> list[str]:
+        assert self.rt is not None
+        try:
+            channels = await self.rt.ari.request("GET", "/channels")
+        except AriError:
+            log.exception("callback_recover_list_failed")
+            return []
+        return [str(c.get("id", "")) for c in channels or []
+                if str(c.get("id", "")).startswith(PLACEHOLDER_PREFIX)]
+
+    async def _end_leftovers(self, record: CallbackRecord, ids: list[str]) -> bool:
+        """Hang up what is left of a placeholder; a customer leg that is talking is left
+        alone (True): its conversation goes on in Asterisk without nohold."""
+        assert self.rt is not None
+        prefix = f"{PLACEHOLDER_PREFIX}{record.id}-"
+        mine = [i for i in ids if i.startswith(prefix)]
+        customers = [i for i in mine if "-a" in i[len(prefix):]]
+        if record.state is State.DIALLING and customers:
+            return True
+        for channel_id in mine:
+            with contextlib.suppress(AriNotFound, AriError):
+                await self.rt.ari.request("DELETE", f"/channels/{channel_id}")
+        return False
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
