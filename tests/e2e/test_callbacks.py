@@ -236,7 +236,10 @@ def on_customer(e: Ev) -> bool:
 
 
 def placeholder_of(callback_id: int) -> Callable[[Ev], bool]:
-    return lambda e: e.channel_id.startswith(f"cb-{callback_id}-")
+    """Either half of callback `callback_id`'s placeholder (ids are nohold's: `cb-<id>-`;
+    its customer legs share the prefix, so the channel name tells them apart)."""
+    return lambda e: (e.channel_id.startswith(f"cb-{callback_id}-")
+                      and e.channel_name.startswith(PLACEHOLDER))
 
 
 @pytest.fixture
@@ -469,4 +472,34 @@ async def test_busy_customer_is_retried_after_retry_after_then_expires_at_max_at
     await bed.rec.wait_none(lambda e: customer_leg(BUSY)(e) and e.seq > second.seq,
                             RETRY_AFTER + 5, second.seq, what="third customer leg")
     assert bed.rec.count(customer_leg(BUSY)) == 2
+    assert bed.rec.count(lambda e: e.type == "MusicOnHoldStart" and on_customer(e)) == 0
+
+
+# -- the other ends of a ring: reject, no answer -----------------------------------------
+@pytest.mark.parametrize(("number", "outcome"), [(REJECTS, "rejected"),
+                                                 (NO_ANSWER, "no_answer")])
+async def test_unanswered_customer_ends_the_attempt_and_releases_the_agent(
+        bed: Bed, number: str, outcome: str) -> None:
+    await bed.request(number)
+    (row,) = await bed.rows()
+    mark = len(bed.rec.events)
+    await bed.pause(False)
+    leg = await bed.rec.wait(customer_leg(number), 30, mark, what="the customer's leg")
+    gone = await bed.rec.wait(ari("ChannelDestroyed", leg.channel_id), 15 + 10, leg.seq,
+                              what="the customer's leg ended")
+    if number == NO_ANSWER:
+        # Rang the whole ring_timeout (15 s), no longer; the agent heard ringing meanwhile.
+        assert 15 - 0.5 <= gone.ts - leg.ts <= 15 + 5.5, gone.ts - leg.ts
+        ring = bed.rec.find(lambda e: ari("PlaybackStarted")(e) and e.data["playback"][
+            "media_uri"] == "tone:ring")
+        assert ring, bed.context()
+    # The agent hears why, then is released (the placeholder ends, app_queue completes).
+    told = await bed.rec.wait(lambda e: ari("PlaybackStarted")(e) and e.data["playback"][
+        "media_uri"].endswith("/callback_not_reached"), 15, leg.seq, what="the agent told")
+    await bed.rec.wait(ami("AgentComplete", Queue=QUEUE), 15, told.seq,
+                       what="the agent released")
+    retry = await bed.row_becomes(row.id, lambda r: r.state.value == "retry", 15, "retry")
+    (a1,) = await bed.attempts(row.id)
+    assert (a1.outcome, retry.outcome, a1.customer_answer_at) == (outcome, outcome, None), a1
+    assert bed.rec.count(customer_leg(number)) == 1
     assert bed.rec.count(lambda e: e.type == "MusicOnHoldStart" and on_customer(e)) == 0

@@ -79,6 +79,12 @@ class Ev:
 
 Pred = Callable[[Ev], bool]
 
+# Left out of failure dumps (still recorded and searchable): per-step chatter.
+NOISE = frozenset({"VarSet", "Newexten", "ChannelVarset", "ChannelDialplan", "SuccessfulAuth",
+                   "RTCPSent", "RTCPReceived", "DeviceStateChange", "ExtensionStatus",
+                   "NewConnectedLine", "NewCallerid", "LocalBridge", "ChannelConnectedLine",
+                   "ChannelCallerId", "Registry", "FullyBooted"})
+
 
 def ami(kind: str, **fields: str) -> Pred:
     """An AMI event of `kind` whose fields equal the given values."""
@@ -201,5 +207,6 @@ class AsteriskEvents:
 
     def dump(self, pred: Pred = lambda e: True, events: Iterable[Ev] | None = None,
              last: int = 400) -> str:
-        chosen = [e for e in (self.events if events is None else events) if pred(e)]
+        chosen = [e for e in (self.events if events is None else events)
+                  if pred(e) and e.type not in NOISE]
         return "\n".join(e.line(self.t0) for e in chosen[-last:])
