@@ -286,6 +286,10 @@ class Channel:
         except AriNotFound:
             log.debug("hangup_already_gone channel=%s", self.id)
 
+    async def continue_on(self) -> None:
+        """Back to the dialplan at the priority after Stasis()."""
+        await self._rest("POST", f"/channels/{self.id}/continue")
+
     async def continue_to(self, context: str, exten: str, priority: int = 1) -> None:
         await self._rest(
             "POST",

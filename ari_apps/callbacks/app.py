@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from ari_apps.callbacks.dialer import PLACEHOLDER_PREFIX, Dialer
-from ari_apps.callbacks.offer import OFFER_CONTEXT, OfferFlow
+from ari_apps.callbacks.offer import OFFER_CONTEXT, QUEUE_CONTEXT, OfferFlow
 from ari_apps.channel import Channel
 from ari_apps.runtime import DialplanLocation, StasisRuntime
 
@@ -28,6 +28,9 @@ class CallbackApp:
         if ch.args[:1] == ["offer"]:
             await self.offer.run(ch)
             return
+        if ch.args[:1] == ["join"]:
+            await self.offer.at_join(ch)
+            return
         log.warning("callback_unexpected_channel channel=%s args=%s: hanging up", ch.id,
                     ",".join(ch.args))
         await ch.hangup()
@@ -37,6 +40,10 @@ class CallbackApp:
         that never was in a queue); the dialler's own legs are hung up."""
         if ch is not None and ch.id.startswith(PLACEHOLDER_PREFIX):
             return None
+        if ch is not None and ch.args[:1] == ["join"] and ch.args[1:2] and \
+                ch.args[1] in self.offer.cb.queues:
+            # NOHOLD_JOINED is set by now: the queue context goes straight to Queue().
+            return (QUEUE_CONTEXT, ch.args[1], 1)
         return (OFFER_CONTEXT, "back", 1)
 
     def leaves_orphan(self, channel_id: str) -> bool:

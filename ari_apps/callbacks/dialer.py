@@ -25,22 +25,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ari_apps.agent_first import CustomerLeg, dial_into_bridge, until_one_leaves
 from ari_apps.ari_client import AriError, AriNotFound
 from ari_apps.bridge import Bridge
 from ari_apps.callbacks.offer import PLACEHOLDER_CONTEXT
-from ari_apps.callbacks.settings import CallbackSettings
+from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.channel import CallerHungUp, Channel
 from ari_apps.runtime import StasisRuntime
-from callbackdb.callbacks import CallbackRecord, CallbackStore
+from callbackdb.callbacks import CallbackRecord
 from nohold import logs
-from nohold.ami.queues import QueueMonitor
-from nohold.config import Settings
 from nohold.decisions.callbacks import (
     AttemptOutcome,
     State,
@@ -76,20 +72,18 @@ def _utc(epoch: float) -> datetime:
 
 
 class Dialer:
-    def __init__(self, settings: Settings, cb: CallbackSettings, store: CallbackStore,
-                 queues: QueueMonitor | None, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
-        self.cb = cb
-        self.store = store
-        self.queues = queues
-        self.clock = clock
+    def __init__(self, parts: CallbackParts) -> None:
+        self.parts = parts
+        self.settings = parts.settings
+        self.cb = parts.cb
+        self.store = parts.store
+        self.queues = parts.queues
+        self.clock = parts.clock
+        self.media = parts.media
         self.rt: StasisRuntime | None = None
         self.held: dict[int, asyncio.Task[None]] = {}
         self.dialling: set[int] = set()
         self.wake = asyncio.Event()
-
-    def media(self, prompt: str) -> str:
-        return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self) -> None:

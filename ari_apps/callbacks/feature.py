@@ -9,6 +9,7 @@ from ari_apps.callbacks.check import check_callbacks_setup
 from ari_apps.callbacks.commands import COMMANDS
 from ari_apps.callbacks.dialer import Dialer
 from ari_apps.callbacks.offer import OfferFlow
+from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.callbacks.settings import SECTION, CallbackSettings
 from callbackdb.callbacks import CallbackStore
 from nohold.config import Settings
@@ -21,9 +22,10 @@ def enabled(settings: Settings) -> bool:
 
 def start(ctx: ServiceContext) -> Contribution:
     cb = ctx.settings.section(CallbackSettings)
-    store = CallbackStore(ctx.engine, cb.node, cb.lease)
-    dialer = Dialer(ctx.settings, cb, store, ctx.queues)
-    app = CallbackApp(OfferFlow(ctx.settings, cb, store, ctx.queues), dialer)
+    parts = CallbackParts(ctx.settings, cb, CallbackStore(ctx.engine, cb.node, cb.lease),
+                          ctx.queues)
+    dialer = Dialer(parts)
+    app = CallbackApp(OfferFlow(parts), dialer)
     return Contribution(stasis=[(ctx.ari(cb.app), app)], tasks=[dialer.run])
 
 

@@ -11,22 +11,19 @@ bounded and pass the allow-list (nohold.decisions.numbers) before they are store
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
-from ari_apps.callbacks.settings import CallbackSettings
+from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.channel import Channel
-from callbackdb.callbacks import CallbackStore
 from nohold import logs
-from nohold.ami.queues import QueueMonitor
-from nohold.config import Settings
 from nohold.decisions.callbacks import (
     BadOfferArgs,
+    Estimate,
     OfferArgs,
     Window,
     estimate_wait,
     handle_time,
+    offer_at_once,
     position_in_queue,
     promise_window,
     read_offer_args,
@@ -43,19 +40,47 @@ KEY_TIMEOUT = 6.0
 PLACEHOLDER_CONTEXT = "nohold-callback-placeholder"
 # The queue's exit context (queues.conf `context =`): 1 comes here, `back` re-queues.
 OFFER_CONTEXT = "nohold-callback-offer"
+# Callers enter the queue through it (and go back in line through it).
+QUEUE_CONTEXT = "nohold-callback-queue"
 
 
 class OfferFlow:
-    def __init__(self, settings: Settings, cb: CallbackSettings, store: CallbackStore,
-                 queues: QueueMonitor | None, clock: Callable[[], float] = time.time) -> None:
-        self.settings = settings
-        self.cb = cb
-        self.store = store
-        self.queues = queues
-        self.clock = clock
+    def __init__(self, parts: CallbackParts) -> None:
+        self.parts = parts
+        self.settings = parts.settings
+        self.cb = parts.cb
+        self.store = parts.store
+        self.queues = parts.queues
+        self.clock = parts.clock
+        self.media = parts.media
 
-    def media(self, prompt: str) -> str:
-        return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
+    async def at_join(self, ch: Channel) -> None:
+        """On the way into the queue: when the wait will be long (or nobody serves),
+        the offer comes at once instead of after offer_after; otherwise, or with no
+        key, on into the queue (the dialplan's next priority)."""
+        args = list(ch.args)
+        try:
+            # join,<queue>,<joined>,<call id>: the offer's arguments without a position
+            offer = read_offer_args(["offer", *args[1:3], "", *args[3:4]], self.cb.queues,
+                                    self.clock())
+        except BadOfferArgs as exc:
+            log.warning("callback_join_args channel=%s reason=%s", ch.id, exc)
+            await ch.continue_on()
+            return
+        ch.call_id = offer.call_id or ch.call_id
+        logs.call_id.set(ch.call_id)
+        estimate = await self.estimate(offer, self.clock())
+        if not offer_at_once(estimate, self.cb.offer_when_wait_over):
+            await ch.continue_on()
+            return
+        log.info("callback_offer_at_join channel=%s queue=%s estimate=%s", ch.id, offer.queue,
+                 "unknown" if estimate.seconds is None else f"{estimate.seconds:.0f}s")
+        key = await ch.play(self.media(self.cb.offer_prompt), interruptible=True)
+        key = key or await ch.next_key(KEY_TIMEOUT / 2)
+        if key != "1":
+            await ch.continue_on()
+            return
+        await self.accepted(ch, offer)
 
     async def run(self, ch: Channel) -> None:
         try:
@@ -66,6 +91,9 @@ class OfferFlow:
             return
         ch.call_id = offer.call_id or ch.call_id
         logs.call_id.set(ch.call_id)
+        await self.accepted(ch, offer)
+
+    async def accepted(self, ch: Channel, offer: OfferArgs) -> None:
         log.info("callback_offer_accepted channel=%s queue=%s position=%d waited=%.0fs",
                  ch.id, offer.queue, offer.position, self.clock() - offer.joined_at)
         number = await self.number_to_call(ch)
@@ -137,9 +165,12 @@ class OfferFlow:
         await ch.hangup()
 
     async def window(self, offer: OfferArgs, now: float) -> Window:
+        return promise_window(await self.estimate(offer, now))
+
+    async def estimate(self, offer: OfferArgs, now: float) -> Estimate:
         view = self.queues.view(offer.queue) if self.queues is not None else None
         if view is None:
-            return promise_window(estimate_wait(1, self.cb.default_handle_time, 0))
+            return estimate_wait(1, self.cb.default_handle_time, 0)
         assert self.queues is not None
         ahead = await self.store.count_ahead(offer.queue,
                                              datetime.fromtimestamp(offer.joined_at, UTC))
@@ -147,7 +178,7 @@ class OfferFlow:
                                      PLACEHOLDER_CONTEXT)
         aht = handle_time(view.talktime, view.holdtime, view.completed,
                           self.cb.default_handle_time)
-        return promise_window(estimate_wait(position, aht, serving(view)))
+        return estimate_wait(position, aht, serving(view))
 
     async def back_in_line(self, ch: Channel, offer: OfferArgs | None) -> None:
         """Back in the queue at the position the exit context saved (its `back`
