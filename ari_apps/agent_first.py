@@ -28,6 +28,8 @@ log = logging.getLogger("nohold.dialer")
 
 # After the ring timeout, how long to wait for Asterisk's own end before hanging up.
 OUTCOME_GRACE = 5.0
+# After the leg's hang-up, how long to wait for ChannelDestroyed and its cause.
+DESTROY_GRACE = 2.0
 RINGBACK = "tone:ring"
 
 
@@ -92,6 +94,12 @@ async def _ring(agent: Channel, customer: Channel, ring_timeout: float) -> Custo
             await agent.stop_playbacks()
             return CustomerLeg(DialOutcome.ANSWERED, customer, agent.gone.is_set(), audio)
         if customer.gone.is_set():
+            # StasisEnd / ChannelHangupRequest come first; the cause (21 rejected,
+            # 19 no answer, 17 busy) only with ChannelDestroyed.
+            try:
+                await asyncio.wait_for(customer.destroyed.wait(), DESTROY_GRACE)
+            except TimeoutError:
+                log.warning("customer_no_destroy_cause channel=%s", customer.id)
             return CustomerLeg(customer.outcome(), customer)
         if customer.dialstatus not in PROGRESS_STATUSES and customer.dialstatus != "ANSWER":
             # BUSY, CONGESTION...: the channel stays in the bridge until we end it.

@@ -66,6 +66,9 @@ class Channel:
         self.entered_bridge_at = ""
         self.cause: int | None = None
         self.tech_cause: int | None = None
+        # ChannelDestroyed, the only event with the final cause, comes after StasisEnd
+        # and ChannelHangupRequest (which set `gone`).
+        self.destroyed = asyncio.Event()
         self.connected = ""  # connected line (who is on the other end), name or number
         self.dial_changed = asyncio.Event()
         # Left alone at shutdown (a conversation in a bridge nohold no longer needs
@@ -95,6 +98,7 @@ class Channel:
         elif kind == "ChannelDestroyed":
             self.cause = event.get("cause")
             self.tech_cause = event.get("tech_cause")
+            self.destroyed.set()
         if kind == "ChannelDtmfReceived":
             self.keys.put_nowait(event.get("digit", ""))
         elif kind in ("PlaybackFinished", "PlaybackFailed"):

@@ -126,7 +126,10 @@ class StasisRuntime:
         ch = self.channels.get(channel_id) if channel_id else None
         if channel_id and ch is not None:
             ch.feed(event)
-            if ch.gone.is_set() and kind in ("StasisEnd", "ChannelDestroyed"):
+            # A leg nohold dialled stays registered until ChannelDestroyed, which
+            # alone carries its final cause (busy, rejected, no answer...).
+            if kind == "ChannelDestroyed" or (kind == "StasisEnd" and ch.gone.is_set()
+                                              and not ch.dialled):
                 self.channels.pop(channel_id, None)
 
     def _enter_created(self, event: dict[str, Any]) -> bool:

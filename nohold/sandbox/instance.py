@@ -186,6 +186,9 @@ def start_sandbox(
 
     `extra_config` maps a template's file name to text appended to it, e.g.
     `{"queues.conf": "[myqueue]\\nstrategy = ringall\\n"}` for a test's own queue.
+    In it and in `extra_dialplan`, `@@PROMPTS@@` is the prompts directory as this
+    Asterisk sees it (e.g. `periodic-announce = @@PROMPTS@@/callback_offer`), and
+    `@@RUN@@` its run directory: both are only known once the instance is named.
 
     `detach=True` is for `nohold sandbox up`: the instance outlives this process
     and must be stopped with Sandbox.load(state).stop(). Otherwise it is stopped
@@ -300,13 +303,17 @@ def _write_config(sb: Sandbox, extra_dialplan: str, extra_config: Mapping[str, s
         "ARI_PASSWORD": sb.ari_password,
         "AMI_USER": sb.ami_user,
         "AMI_PASSWORD": sb.ami_password,
+        "PROMPTS": sb.in_asterisk(sb.prompts_dir),
     }
-    etc = sb.run_dir / "etc"
-    for tpl in sorted(TEMPLATES.glob("*.conf")):
-        text = tpl.read_text()
+
+    def fill(text: str) -> str:
         for key, value in values.items():
             text = text.replace(f"@@{key}@@", value)
-        (etc / tpl.name).write_text(text)
+        return text
+
+    etc = sb.run_dir / "etc"
+    for tpl in sorted(TEMPLATES.glob("*.conf")):
+        (etc / tpl.name).write_text(fill(tpl.read_text()))
     shutil.copyfile(NOHOLD_CONF, etc / "nohold.conf")
     # Tones (ringback, busy) per country: the package's file, when the root has one.
     indications = Path(sb.root, "etc", "asterisk", "indications.conf")
@@ -314,12 +321,12 @@ def _write_config(sb: Sandbox, extra_dialplan: str, extra_config: Mapping[str, s
         shutil.copyfile(indications, etc / "indications.conf")
     if extra_dialplan:
         with open(etc / _EXTRA_DIALPLAN, "a") as f:
-            f.write("\n" + extra_dialplan.strip("\n") + "\n")
+            f.write("\n" + fill(extra_dialplan).strip("\n") + "\n")
     for file_name, text in extra_config.items():
         if not (TEMPLATES / file_name).is_file():
             raise ValueError(f"extra_config: {file_name!r} is not a sandbox config file")
         with open(etc / file_name, "a") as f:
-            f.write("\n" + text.strip("\n") + "\n")
+            f.write("\n" + fill(text).strip("\n") + "\n")
 
 
 def _wait_booted(sb: Sandbox) -> None:
