@@ -95,10 +95,16 @@ class Channel:
             self.dial_changed.set()
         elif kind == "ChannelEnteredBridge" and not self.entered_bridge_at:
             self.entered_bridge_at = str(event.get("timestamp", ""))
-        elif kind == "ChannelDestroyed":
-            self.cause = event.get("cause")
-            self.tech_cause = event.get("tech_cause")
-            self.destroyed.set()
+        elif kind in ("ChannelHangupRequest", "ChannelDestroyed"):
+            # The hang-up request may carry the specific cause (21 rejected) while
+            # the Local channel is destroyed with 16, or the other way round (seen
+            # both on 22.10): a specific cause is never overwritten by 0 or 16.
+            cause = event.get("cause")
+            if cause is not None and (self.cause in (None, 0, 16) or cause not in (0, 16)):
+                self.cause = cause
+            self.tech_cause = event.get("tech_cause") or self.tech_cause
+            if kind == "ChannelDestroyed":
+                self.destroyed.set()
         if kind == "ChannelDtmfReceived":
             self.keys.put_nowait(event.get("digit", ""))
         elif kind in ("PlaybackFinished", "PlaybackFailed"):

@@ -212,8 +212,10 @@ class Dialer:
         if connected is None:
             log.info("callback_not_ours callback=%s: releasing the agent", record.id)
             return
-        log.info("callback_agent_connected callback=%s agent=%s", record.id,
-                 agent.connected or "-")
+        # The placeholder's queue half (otherChannelId) is the caller app_queue saw.
+        who = (self.queues.agent_for(f"{agent.id}-q") if self.queues is not None else "") \
+            or agent.connected
+        log.info("callback_agent_connected callback=%s agent=%s", record.id, who or "-")
         refusal = await self._refusal(connected, now)
         if refusal is not None:
             final = State.EXPIRED if refusal == "expire_after" else State.CANCELLED
@@ -230,7 +232,7 @@ class Dialer:
                                   "CALLERID(name)": self.cb.caller_name,
                                   "CALLERID(pres)": "allowed"})
             await self.whisper(agent, connected, now)
-            dialling = await self.store.begin_attempt(connected, agent.connected, _utc(now))
+            dialling = await self.store.begin_attempt(connected, who, _utc(now))
             if dialling is None:
                 log.info("callback_not_ours callback=%s: lost before the dial", record.id)
                 return

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 Views = Mapping[str, QueueView]
 
 RESYNC_ATTEMPTS = 3
+_AGENTS_KEEP = 1024
 
 
 class QueueMonitor:
@@ -49,6 +50,9 @@ class QueueMonitor:
         self._changed = asyncio.Event()
         self._fresh = False
         self._pending_resync: asyncio.Task[None] | None = None
+        # Caller uniqueid -> the agent app_queue connected to it (AgentConnect's
+        # MemberName, else Interface): who took a call. Bounded, oldest dropped.
+        self._agents: dict[str, str] = {}
         client.on_event(self._on_event)
         client.on_ready(self._on_ready)
         client.on_lost(self._on_lost)
@@ -66,6 +70,10 @@ class QueueMonitor:
 
     def view(self, queue: str) -> QueueView | None:
         return self._views.get(queue)
+
+    def agent_for(self, uniqueid: str) -> str:
+        """The agent app_queue connected to the caller `uniqueid` ("" if not seen)."""
+        return self._agents.get(uniqueid, "")
 
     def now(self) -> float:
         """The current time on the clock of QueueCaller.joined_at (for wait())."""
@@ -158,6 +166,11 @@ class QueueMonitor:
         if self.queues is not None and event.get("Queue") not in self.queues:
             return
         logger.debug("queue_event %s buffered=%s", _brief(event), self._buffer is not None)
+        if name == "AgentConnect" and event.get("Uniqueid"):
+            if len(self._agents) >= _AGENTS_KEEP:
+                self._agents.pop(next(iter(self._agents)))
+            self._agents[event["Uniqueid"]] = (event.get("MemberName")
+                                               or event.get("Interface") or "")
         if self._buffer is not None:
             self._buffer.append(event)
             return

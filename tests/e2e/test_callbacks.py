@@ -452,6 +452,7 @@ async def test_placeholder_keeps_the_place_and_the_agent_is_bridged_before_the_c
     done = await bed.row_becomes(row.id, lambda r: r.state.value == "completed", 20, "completed")
     (attempt,) = await bed.attempts(row.id)
     assert attempt.customer_answer_at is not None and attempt.answer_to_audio_ms is not None, attempt
+    assert attempt.agent == "Agent A", attempt  # AgentConnect's MemberName
     assert done.attempts == 1, done
     # The invariant: never music on a customer's channel; the recorder does see music (B's).
     assert bed.rec.count(lambda e: e.type == "MusicOnHoldStart" and on_customer(e)) == 0, \
