@@ -150,6 +150,7 @@ async def serve(
         # Outcomes recorded by call tasks cancelled at shutdown (record() is shielded)
         # may still be in the ledger's write queue: write them before disposing.
         await ledger.drain()
+        ledger.close()
         await engine.dispose()
 
     if settings.agi.enabled and agi_routes:

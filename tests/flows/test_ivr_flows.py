@@ -539,18 +539,13 @@ async def test_a_hanging_database_costs_the_caller_claim_wait_then_nothing(
     fake.playback_policy = menus_wait_for_keys
     ivr = await start_ivr(MENU_WAITS)
     gate = asyncio.Event()
-    real_claim, real_finish = ivr.ledger.claim, ivr.ledger.finish
+    real_write = ivr.ledger._write_batch
 
-    async def hanging_claim(*args):  # type: ignore[no-untyped-def]
-        await gate.wait()
-        return await real_claim(*args)
+    async def hanging_write(*args):  # type: ignore[no-untyped-def]
+        await gate.wait()  # every batch, claims and outcomes alike, waits for the database
+        return await real_write(*args)
 
-    async def hanging_finish(*args):  # type: ignore[no-untyped-def]
-        await gate.wait()
-        return await real_finish(*args)
-
-    ivr.ledger.claim = hanging_claim  # type: ignore[method-assign]
-    ivr.ledger.finish = hanging_finish  # type: ignore[method-assign]
+    ivr.ledger._write_batch = hanging_write  # type: ignore[method-assign]
     loop = asyncio.get_running_loop()
     started = loop.time()
     call = await ivr.call()
