@@ -231,13 +231,20 @@ class Dialer:
             await agent.set_vars({"CALLERID(num)": self.cb.caller_id,
                                   "CALLERID(name)": self.cb.caller_name,
                                   "CALLERID(pres)": "allowed"})
-            await self.whisper(agent, connected, now)
             dialling = await self.store.begin_attempt(connected, who, _utc(now))
             if dialling is None:
                 log.info("callback_not_ours callback=%s: lost before the dial", record.id)
                 return
             self.dialling.add(record.id)
-            await self.attempt(dialling, agent, bridge)
+            # The whisper plays while the customer's phone starts ringing (the ring
+            # tone queues behind it on the agent's channel): the agent does not idle
+            # through it, and it is cut short if the customer answers first.
+            whisper = asyncio.ensure_future(self.whisper(agent, connected, now))
+            try:
+                await self.attempt(dialling, agent, bridge, whisper)
+            finally:
+                whisper.cancel()
+                await asyncio.gather(whisper, return_exceptions=True)
         finally:
             if not agent.keep_at_shutdown:
                 await bridge.destroy()
@@ -256,10 +263,19 @@ class Dialer:
 
     async def whisper(self, agent: Channel, record: CallbackRecord, now: float) -> None:
         waited = max(1, round((now - record.arrived_at.timestamp()) / 60))
-        for media in (self.media(self.cb.whisper_prompt), f"number:{waited}", "sound:minutes"):
-            await agent.play(media, interruptible=False)
+        try:
+            for media in (self.media(self.cb.whisper_prompt), f"number:{waited}",
+                          "sound:minutes"):
+                await agent.play(media, interruptible=False)
+        except CallerHungUp:
+            return  # the attempt sees the agent gone
+        except asyncio.CancelledError:
+            with contextlib.suppress(AriError, CallerHungUp):
+                await agent.stop_playbacks()
+            raise
 
-    async def attempt(self, record: CallbackRecord, agent: Channel, bridge: Bridge) -> None:
+    async def attempt(self, record: CallbackRecord, agent: Channel, bridge: Bridge,
+                      whisper: asyncio.Future[None]) -> None:
         assert self.rt is not None
         number = self.cb.numbers.check(record.number)
         endpoint = self.cb.outbound.endpoint(number.digits(self.cb.dial_format))
@@ -273,6 +289,7 @@ class Dialer:
                 f"{PLACEHOLDER_PREFIX}{record.id}-a{record.attempts}-{uuid.uuid4().hex[:6]}",
                 self.cb.ring_timeout, app_args=("customer", str(record.id)))
             if leg.outcome is DialOutcome.ANSWERED and leg.channel is not None:
+                whisper.cancel()  # the customer said hello: the agent must hear them
                 times = {"customer_answer_at": _utc(self.clock())}
                 if leg.answer_to_audio_ms is not None:
                     times["answer_to_audio_ms"] = leg.answer_to_audio_ms
