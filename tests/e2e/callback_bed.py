@@ -59,7 +59,12 @@ def short_call(n: int) -> str:
 def queues_conf(agents: int = 1) -> str:
     members = "\n".join(f"member => {a},0,Agent {chr(ord('A') + i)}"
                         for i, a in enumerate(AGENTS[:agents]))
-    return QUEUES.replace(f"member => {AGENT},0,Agent A", members)
+    queues = QUEUES.replace(f"member => {AGENT},0,Agent A", members)
+    if agents > 1:
+        # ringall would ring every free agent for each caller (they all answer at once,
+        # one wins): several callers are served one after another, not side by side.
+        queues = queues.replace("strategy = ringall", "strategy = rrmemory")
+    return queues
 
 
 QUEUES = f"""

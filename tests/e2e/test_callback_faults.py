@@ -290,7 +290,7 @@ async def test_asterisk_restart_puts_standing_callbacks_back_and_each_completes_
 
 # -- 4: two nodes, one killed --------------------------------------------------------------
 AGENTS = 4
-CALLBACKS = 24
+CALLBACKS = 20
 
 
 @pytest.fixture(scope="module")
@@ -338,12 +338,12 @@ async def test_two_nodes_one_killed_midway_every_callback_completes_exactly_once
         rows = await make_callbacks(bed, numbers)
         await bed.pause(False)
 
-        # Midway: a third done, and node-b holding one with a customer on the line.
+        # Midway: a quarter done, and node-b holding callbacks (standing, or with an
+        # agent or a customer on the line).
         async def midway() -> bool:
             found = await bed.rows()
             done = sum(r.state.value == "completed" for r in found)
-            return done >= CALLBACKS // 3 and any(
-                r.owner == "node-b" and r.state.value == "dialling" for r in found)
+            return done >= CALLBACKS // 4 and any(r.owner == "node-b" for r in found)
         deadline = time.monotonic() + 90
         while not await midway():
             assert time.monotonic() < deadline, "never midway" + bed.context()
@@ -362,7 +362,9 @@ async def test_two_nodes_one_killed_midway_every_callback_completes_exactly_once
             assert all(a.outcome == "interrupted" and a.customer_answer_at is None
                        for a in attempts if a not in talked), (row, attempts)
             assert bed.rec.count(answered(number)) == 1, number + bed.context()
-        nodes = {a.node for r in rows for a in await bed.attempts(r.id)}
-        assert nodes == {NODE, "node-b"}, nodes
         assert held, "node-b held callbacks when killed"
+        # What node-b held is done, after the kill, by node-a.
+        for callback_id in held:
+            last = (await bed.attempts(callback_id))[-1]
+            assert last.node == NODE or last.outcome == "talked", last
         assert await standing(bed) == []
