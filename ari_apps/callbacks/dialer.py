@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -55,6 +56,8 @@ TICK = 1.0
 # nobody: they get the information message, and the attempt is abandoned.
 ABANDON_WINDOW = 2.0
 PLACEHOLDER_PREFIX = "cb-"
+# A customer's leg: cb-<callback>-a<attempt>-<6 hex> (see `attempt`).
+_CUSTOMER = re.compile(rf"{PLACEHOLDER_PREFIX}\d+-a\d+-[0-9a-f]{{6}}")
 
 _BY_DIAL = {
     DialOutcome.BUSY: AttemptOutcome.BUSY,
@@ -83,6 +86,7 @@ class Dialer:
         self.rt: StasisRuntime | None = None
         self.held: dict[int, asyncio.Task[None]] = {}
         self.dialling: set[int] = set()
+        self.watching: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
 
     # -- the loop --------------------------------------------------------------------------
@@ -101,7 +105,7 @@ class Dialer:
                     await asyncio.wait_for(self.wake.wait(), TICK)
                 self.wake.clear()
         finally:
-            tasks = list(self.held.values())
+            tasks = [*self.held.values(), *self.watching]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -293,6 +297,7 @@ class Dialer:
                 times = {"customer_answer_at": _utc(self.clock())}
                 if leg.answer_to_audio_ms is not None:
                     times["answer_to_audio_ms"] = leg.answer_to_audio_ms
+                await self._note_answer(record, times)
                 outcome = await self.talk(record, agent, leg.channel)
             else:
                 outcome = _BY_DIAL.get(leg.outcome, AttemptOutcome.FAILED)
@@ -307,6 +312,14 @@ class Dialer:
             await asyncio.shield(self._end(record, AttemptOutcome.INTERRUPTED, leg, times))
             raise
         await self._end(record, outcome, leg, times)
+
+    async def _note_answer(self, record: CallbackRecord, times: dict[str, object]) -> None:
+        """The answer, in the database at once: if this node dies mid-conversation, the
+        recovery knows the customer talked even when the call is over by then."""
+        try:
+            await self.store.note_attempt(record.id, record.attempts, **times)  # type: ignore[arg-type]
+        except Exception:  # noqa: BLE001 - the end of the attempt records it again
+            log.exception("callback_answer_not_noted callback=%s", record.id)
 
     async def talk(self, record: CallbackRecord, agent: Channel, customer: Channel) -> \
             AttemptOutcome:
@@ -352,53 +365,115 @@ class Dialer:
         """Callbacks held by a node that is gone (this one before a restart, or another):
         their leftover channels are ended, queued ones go back in line, an attempt that
         was dialling ends as interrupted (counted: a crash loop cannot ring a customer
-        more than max_attempts times)."""
+        more than max_attempts times), or as talked when the customer answered: a
+        conversation still going on is left alone and watched, to release the other
+        side when one hangs up."""
         assert self.rt is not None
         if not records:
             return
-        leftovers = await self._channel_ids()
+        leftovers = await self._channels()
         now = self.clock()
         for record in records:
             mine = record if record.owner == self.store.node else \
                 await self.store.take_over(record, _utc(now))
             if mine is None:
                 continue
-            talking = await self._end_leftovers(mine, leftovers)
             log.warning("callback_recovered callback=%s state=%s from=%s reason=%s", mine.id,
                         mine.state, record.owner, why)
-            if mine.state is State.DIALLING:
-                outcome = AttemptOutcome.TALKED if talking else AttemptOutcome.INTERRUPTED
-                after = after_attempt(outcome, mine.attempts, now, mine.expires_at.timestamp(),
-                                      self.cb.policy)
-                await self.store.end_attempt(mine, outcome, after, _utc(now),
-                                             cause=f"recovered_{why}")
-            else:
+            if mine.state is not State.DIALLING:
+                await self._end_leftovers(mine, leftovers)
                 await self.store.move(mine.id, mine.state, State.PENDING, _utc(now),
                                       outcome=f"recovered_{why}")
+                continue
+            talking = _talking(mine, leftovers)
+            answered = talking or await self._answered(mine)
+            if talking:
+                log.info("callback_left_talking callback=%s channels=%s", mine.id,
+                         ",".join(_of(mine, leftovers)))
+                self._watch(mine, _of(mine, leftovers))
+            else:
+                await self._end_leftovers(mine, leftovers)
+            outcome = AttemptOutcome.TALKED if answered else AttemptOutcome.INTERRUPTED
+            after = after_attempt(outcome, mine.attempts, now, mine.expires_at.timestamp(),
+                                  self.cb.policy)
+            await self.store.end_attempt(mine, outcome, after, _utc(now),
+                                         cause=f"recovered_{why}")
 
-    async def _channel_ids(self) -> list[str]:
+    async def _channels(self) -> dict[str, str]:
+        """The dialler's channels in Asterisk (any node's): id -> state (Up, Ring...)."""
         assert self.rt is not None
         try:
             channels = await self.rt.ari.request("GET", "/channels")
         except AriError:
             log.exception("callback_recover_list_failed")
-            return []
-        return [str(c.get("id", "")) for c in channels or []
-                if str(c.get("id", "")).startswith(PLACEHOLDER_PREFIX)]
+            return {}
+        return {str(c.get("id", "")): str(c.get("state", "")) for c in channels or []
+                if str(c.get("id", "")).startswith(PLACEHOLDER_PREFIX)}
 
-    async def _end_leftovers(self, record: CallbackRecord, ids: list[str]) -> bool:
-        """Hang up what is left of a placeholder; a customer leg that is talking is left
-        alone (True): its conversation goes on in Asterisk without nohold."""
+    async def _answered(self, record: CallbackRecord) -> bool:
+        """The customer of the current attempt answered (noted as it happened)."""
+        return any(a.attempt == record.attempts and a.customer_answer_at is not None
+                   for a in await self.store.attempts(record.id))
+
+    async def _end_leftovers(self, record: CallbackRecord, channels: dict[str, str]) -> None:
+        """Hang up what is left of a callback's placeholder and customer legs."""
         assert self.rt is not None
-        prefix = f"{PLACEHOLDER_PREFIX}{record.id}-"
-        mine = [i for i in ids if i.startswith(prefix)]
-        customers = [i for i in mine if "-a" in i[len(prefix):]]
-        if record.state is State.DIALLING and customers:
-            return True
-        for channel_id in mine:
+        for channel_id in _of(record, channels):
             with contextlib.suppress(AriNotFound, AriError):
                 await self.rt.ari.request("DELETE", f"/channels/{channel_id}")
-        return False
+
+    def _watch(self, record: CallbackRecord, ids: list[str]) -> None:
+        """A conversation recovered from a dead node goes on without its events: once
+        the customer or the agent's side is gone, the rest is hung up."""
+        async def watch() -> None:
+            logs.call_id.set(record.call_id)
+            customers = [i for i in ids if _is_customer(record.id, i)]
+            agents = [i for i in ids if not _is_customer(record.id, i)]
+            while True:
+                await asyncio.sleep(TICK)
+                alive = await self._channels()
+                if not alive and not await self._asterisk_answers():
+                    continue  # ARI unavailable: ask again
+                if all(i in alive for i in customers) and any(i in alive for i in agents):
+                    continue
+                log.info("callback_conversation_over callback=%s", record.id)
+                for channel_id in ids:
+                    if channel_id in alive:
+                        with contextlib.suppress(AriNotFound, AriError):
+                            await self.rt.ari.request(  # type: ignore[union-attr]
+                                "DELETE", f"/channels/{channel_id}")
+                return
+
+        task = asyncio.create_task(watch())
+        self.watching.add(task)
+        task.add_done_callback(self.watching.discard)
+
+    async def _asterisk_answers(self) -> bool:
+        assert self.rt is not None
+        try:
+            await self.rt.ari.request("GET", "/asterisk/ping")
+        except AriError:
+            return False
+        return True
+
+
+def _is_customer(callback_id: int, channel_id: str) -> bool:
+    """`cb-<callback>-a<attempt>-<token>` is a customer's leg (placeholders are
+    `cb-<callback>-<token>` and `cb-<callback>-<token>-q`)."""
+    return _CUSTOMER.fullmatch(channel_id) is not None and \
+        channel_id.startswith(f"{PLACEHOLDER_PREFIX}{callback_id}-")
+
+
+def _of(record: CallbackRecord, channels: dict[str, str]) -> list[str]:
+    prefix = f"{PLACEHOLDER_PREFIX}{record.id}-"
+    return sorted(i for i in channels if i.startswith(prefix))
+
+
+def _talking(record: CallbackRecord, channels: dict[str, str]) -> bool:
+    """The current attempt's customer leg is up (answered), not merely ringing."""
+    leg = f"{PLACEHOLDER_PREFIX}{record.id}-a{record.attempts}-"
+    return any(i.startswith(leg) and _is_customer(record.id, i) and state == "Up"
+               for i, state in channels.items())
 
 
 async def _first(*events: asyncio.Event) -> None:

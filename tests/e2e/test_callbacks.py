@@ -13,258 +13,41 @@ AMI with timestampevents, counted and ordered) or from nohold's database; waits
 are on events with bounded timeouts, never sleeps.
 """
 
-# ruff: noqa: E501  (dialplan lines)
+# ruff: noqa: E501
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import os
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from callbackdb.callbacks import AttemptRecord, CallbackRecord, CallbackStore
-from callbackdb.engine import make_engine
-from nohold.config import PromptSettings
-from nohold.prompts import build_prompts
-from nohold.sandbox import Sandbox, start_sandbox
-from nohold.sandbox.caller import ScriptedCaller, TimelineEntry
-from tests.support.asterisk_events import AMI_TIMESTAMPS, AsteriskEvents, Ev, ami, ari
-from tests.support.nohold_process import NoholdProcess, run_cli, write_config
+from nohold.sandbox import Sandbox
+from tests.e2e.callback_bed import (
+    ANSWERS,
+    BUSY,
+    NO_ANSWER,
+    PLACEHOLDER,
+    QUEUE,
+    REJECTS,
+    RETRY_AFTER,
+    Bed,
+    customer_leg,
+    near,
+    on_customer,
+    open_bed,
+    placeholder_of,
+    prompt_started,
+    start_cb_box,
+)
+from tests.support.asterisk_events import ami, ari
 
 pytestmark = pytest.mark.e2e
-
-QUEUE = "cb-billing"
-AGENT = "Local/cba@cb-agents"
-APP = "nohold-callback"
-PLACEHOLDER = "Local/s@nohold-callback-placeholder"
-START_DELAY = 2
-FREQUENCY = 5
-RETRY_AFTER = 10
-# Customers (Polish mobiles, dialled as E.164 digits: dial_format = "e164_digits").
-ANSWERS, BUSY, NO_ANSWER, REJECTS = "601000001", "601000002", "601000003", "601000004"
-
-QUEUES = f"""
-[{QUEUE}]
-strategy = ringall
-musicclass = default
-timeout = 5
-retry = 1
-wrapuptime = 0
-ringinuse = no
-joinempty = yes
-leavewhenempty = no
-announce-frequency = 0
-announce-holdtime = no
-announce-position = no
-min-announce-frequency = 0
-periodic-announce = @@PROMPTS@@/callback_offer
-periodic-announce-startdelay = {START_DELAY}
-periodic-announce-frequency = {FREQUENCY}
-announce-to-first-user = yes
-context = nohold-callback-offer
-member => {AGENT},0,Agent A
-"""
-
-DIALPLAN = """
-[cb-callers]
-; A caller of queue cb-billing, answered first (an ARI originate gives up on an
-; unanswered Local channel after 30 s), entering as an admin's dialplan would.
-exten => s,1,Answer()
- same => n,Goto(nohold-callback-queue,cb-billing,1)
-
-[cb-agents]
-; The queue's agent: answers and stays on the call until the other side hangs up.
-exten => cba,1,Answer()
- same => n,UserEvent(CbAgent,agent: ${EXTEN},cid: ${CALLERID(num)})
- same => n,Wait(600)
- same => n,Hangup()
-
-[cb-customers]
-; Who nohold calls back (outbound = "context:cb-customers").
-exten => 48601000001,1,UserEvent(CbCustomer,number: ${EXTEN})
- same => n,Ringing()
- same => n,Wait(1)
- same => n,Answer()
- same => n,UserEvent(CbCustomerAnswered,number: ${EXTEN},cid: ${CALLERID(num)},cname: ${CALLERID(name)})
- same => n,Wait(600)
- same => n,Hangup()
-exten => 48601000002,1,UserEvent(CbCustomer,number: ${EXTEN})
- same => n,Busy(10)
-exten => 48601000003,1,UserEvent(CbCustomer,number: ${EXTEN})
- same => n,Ringing()
- same => n,Wait(600)
-exten => 48601000004,1,UserEvent(CbCustomer,number: ${EXTEN})
- same => n,Hangup(21)
-"""
-
-CALLBACKS = {
-    "enabled": True,
-    "queues": [QUEUE],
-    "caller_id": "+48221234567",
-    "caller_name": "Example Net",
-    "allowed_numbers": ["PL:mobile", "PL:fixed_line"],
-    "outbound": "context:cb-customers",
-    "dial_format": "e164_digits",
-    "ring_timeout": 15,
-    "retry_after": RETRY_AFTER,
-    "max_attempts": 2,
-    "lease": 5,
-    # What the queue above does (nohold may check the queue against these).
-    "offer_after": START_DELAY,
-    "offer_every": FREQUENCY,
-}
-
-
-# -- the bed ----------------------------------------------------------------------------
-@dataclass
-class Bed:
-    box: Sandbox
-    rec: AsteriskEvents
-    nohold: NoholdProcess
-    store: CallbackStore
-    callers: list[ScriptedCaller] = field(default_factory=list)
-
-    async def pause(self, paused: bool) -> None:
-        mark = len(self.rec.events)
-        await self.rec.action("QueuePause", Queue=QUEUE, Interface=AGENT,
-                              Paused="true" if paused else "false")
-        await self.rec.wait(ami("QueueMemberPause", Queue=QUEUE, Interface=AGENT,
-                                Paused="1" if paused else "0"), 10, mark,
-                            what=f"QueueMemberPause paused={paused}")
-
-    async def call(self, caller_id: str | None) -> tuple[ScriptedCaller, Ev]:
-        """A caller in the queue: returns it and its QueueCallerJoin."""
-        caller = ScriptedCaller(self.box, context="cb-callers", exten="s", caller_id=caller_id)
-        self.callers.append(caller)
-        await caller.dial()
-        join = await self.rec.wait(ami("QueueCallerJoin", Queue=QUEUE,
-                                       Uniqueid=caller.dialplan_channel_id), 15,
-                                   what="the caller's QueueCallerJoin")
-        return caller, join
-
-    async def hears_offer(self, caller: ScriptedCaller, join: Ev) -> Ev:
-        """The periodic announcement starts: app_queue stops the caller's music for it,
-        and its verbose log names our prompt on the caller's channel."""
-        stop = await self.rec.wait(
-            lambda e: ami("MusicOnHoldStop", Uniqueid=caller.dialplan_channel_id)(e)
-            and e.seq > join.seq, START_DELAY + 8, what="the offer (MusicOnHoldStop)")
-        channel = join.data["Channel"]
-        await wait_until(lambda: any(channel in ln and "callback_offer" in ln
-                                     for ln in log_lines(self.box, "Playing")), 10,
-                         f"app_queue playing callback_offer to {channel}:\n"
-                         + self.box.log_tail(30))
-        return stop
-
-    async def take_offer(self, caller: ScriptedCaller, join: Ev) -> Ev:
-        """Hears the offer, presses 1: leaves the queue into nohold's app."""
-        await self.hears_offer(caller, join)
-        await caller.press("1")
-        leave = await self.rec.wait(ami("QueueCallerLeave", Queue=QUEUE,
-                                        Uniqueid=caller.dialplan_channel_id), 10, join.seq,
-                                    what="QueueCallerLeave after 1")
-        await caller.wait_dialplan_app("Stasis", f"{APP},offer,{QUEUE},", timeout=10)
-        return leave
-
-    async def request(self, caller_id: str) -> tuple[ScriptedCaller, Ev]:
-        """A whole request with the caller id as the number: offer, 1, read back, 1,
-        the promise, the end of the call."""
-        caller, join = await self.call(caller_id)
-        await self.take_offer(caller, join)
-        await caller.wait_for_playback("/callback_confirm", timeout=20)
-        await caller.press("1")
-        await caller.wait_for_playback("/callback_minutes", timeout=20)
-        await caller.wait_hungup(timeout=20)
-        return caller, join
-
-    def arrival(self, caller: ScriptedCaller) -> Ev:
-        """When the caller entered nohold's queue context (the dialplan's NOHOLD_JOINED,
-        whole seconds): their arrival, before any offer at the door and the queue."""
-        found = self.rec.find(ami("Newexten", Uniqueid=caller.dialplan_channel_id,
-                                  Context="nohold-callback-queue"))
-        assert found, f"no Newexten into nohold-callback-queue:\n{self.rec.dump()}"
-        return found[0]
-
-    async def rows(self) -> list[CallbackRecord]:
-        return await self.store.find()
-
-    async def row_becomes(self, callback_id: int, pred: Callable[[CallbackRecord], bool],
-                          timeout: float, what: str) -> CallbackRecord:  # noqa: ASYNC109
-        """Polls nohold's database (bounded) until the row satisfies `pred`."""
-        deadline = time.monotonic() + timeout
-        row = await self.store.get(callback_id)
-        while not (row is not None and pred(row)):
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"callback {callback_id} not {what} within {timeout:g}s: {row}\n"
-                    f"attempts: {await self.store.attempts(callback_id)}\n"
-                    f"Asterisk said:\n{self.rec.dump()}\nnohold log:\n{self.nohold.log()[-6000:]}")
-            await asyncio.sleep(0.2)
-            row = await self.store.get(callback_id)
-        return row
-
-    async def attempts(self, callback_id: int) -> list[AttemptRecord]:
-        return await self.store.attempts(callback_id)
-
-    def context(self) -> str:
-        return (f"\n--- Asterisk said:\n{self.rec.dump()}\n--- nohold log (tail):\n"
-                f"{self.nohold.log()[-8000:]}\n--- Asterisk log (tail):\n{self.box.log_tail(60)}")
-
-
-def log_lines(box: Sandbox, needle: str) -> list[str]:
-    try:
-        text = box.messages_log.read_text(errors="replace")
-    except OSError:
-        return []
-    return [ln for ln in text.splitlines() if needle in ln]
-
-
-async def wait_until(cond: Callable[[], bool], timeout: float, what: str) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:g}s: {what}")
-        await asyncio.sleep(0.1)
-
-
-def prompt_started(caller: ScriptedCaller, suffix: str, nth: int
-                   ) -> Callable[[TimelineEntry], bool]:
-    """The `nth` start of a prompt for this caller."""
-    def pred(e: TimelineEntry) -> bool:
-        return (e.type == "PlaybackStarted" and e.media_uri.endswith(suffix)
-                and sum(m.endswith(suffix) for m in caller.playbacks()) == nth)
-    return pred
-
-
-def customer_leg(number: str) -> Callable[[Ev], bool]:
-    """ARI ChannelCreated of the leg nohold makes to a customer (the Local ;1)."""
-    return lambda e: (e.src == "ari" and e.type == "ChannelCreated"
-                      and e.channel_name.startswith(f"Local/48{number}@cb-customers")
-                      and e.channel_name.endswith(";1"))
-
-
-def on_customer(e: Ev) -> bool:
-    """Any event on any channel of [cb-customers] (both halves), ARI or AMI."""
-    return "@cb-customers" in e.channel_name
-
-
-def placeholder_of(callback_id: int) -> Callable[[Ev], bool]:
-    """Either half of callback `callback_id`'s placeholder (ids are nohold's: `cb-<id>-`;
-    its customer legs share the prefix, so the channel name tells them apart)."""
-    return lambda e: (e.channel_id.startswith(f"cb-{callback_id}-")
-                      and e.channel_name.startswith(PLACEHOLDER))
 
 
 @pytest.fixture
 def cb_box() -> Iterator[Sandbox]:
-    box = start_sandbox(f"cb-{os.getpid()}", extra_dialplan=DIALPLAN,
-                        extra_config={"queues.conf": QUEUES, "manager.conf": AMI_TIMESTAMPS})
+    box = start_cb_box()
     try:
-        build_prompts(PromptSettings(dir=box.prompts_dir))
         yield box
     finally:
         box.stop()
@@ -272,30 +55,8 @@ def cb_box() -> Iterator[Sandbox]:
 
 @pytest.fixture
 async def bed(cb_box: Sandbox, tmp_path: Path) -> AsyncIterator[Bed]:
-    box = cb_box
-    async with AsteriskEvents(box) as rec:
-        config = write_config(box, tmp_path / "nohold.toml", {"callbacks": CALLBACKS})
-        result = await asyncio.to_thread(run_cli, config, "db", "upgrade")
-        assert result.returncode == 0, result.stderr
-        proc = NoholdProcess(config=config, log_path=tmp_path / "nohold.log", app=APP)
-        engine = make_engine(f"sqlite:///{tmp_path / 'nohold.db'}")
-        bed = Bed(box, rec, proc, CallbackStore(engine, "e2e-reader"))
-        try:
-            await bed.pause(True)
-            proc.start()
-            await proc.wait_ready(box)
-            yield bed
-            assert proc.problems() == [], bed.context()
-        finally:
-            for caller in bed.callers:
-                with contextlib.suppress(Exception):
-                    await caller.close()
-            proc.stop()
-            await engine.dispose()
-
-
-def near(when: datetime | None, epoch: float, within: float) -> bool:
-    return when is not None and abs(when.timestamp() - epoch) <= within
+    async with open_bed(cb_box, tmp_path) as bed:
+        yield bed
 
 
 # -- a: the offer and the promise -------------------------------------------------------

@@ -118,6 +118,7 @@ class AsteriskEvents:
                              events="on")
         self._changed = asyncio.Event()
         self._connected = asyncio.Event()
+        self.ari_connects = 0  # WebSocket (re)connections so far (Asterisk restarts)
         self._pump: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AsteriskEvents:
@@ -148,6 +149,8 @@ class AsteriskEvents:
     async def _run(self) -> None:
         async for e in self.ari.events():
             if e.get("type") == CONNECTED_EVENT:
+                self.ari_connects += 1
+                self._changed.set()
                 self._connected.set()
                 continue
             ts = dt.datetime.strptime(e["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
@@ -198,6 +201,19 @@ class AsteriskEvents:
             return
         raise AssertionError(f"unexpected {what or 'event'}: {found.line(self.t0)}\n"
                              f"{self.dump()}")
+
+    async def reconnected(self, ari_after: int, ami_after: int, timeout: float) -> None:  # noqa: ASYNC109
+        """Both streams connected again since the counts `ari_after`/`ami_after` (after
+        an Asterisk restart): what happened from then on is recorded."""
+        deadline = time.monotonic() + timeout
+        while self.ari_connects <= ari_after or self.ami.connects <= ami_after:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"recorder not reconnected within {timeout:g}s "
+                                   f"(ari {self.ari_connects}, ami {self.ami.connects})")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.2))
 
     def find(self, pred: Pred, since: int = 0) -> list[Ev]:
         return [e for e in self.events[since:] if pred(e)]
