@@ -14,6 +14,7 @@ Outcomes come from the Dial status or the destroy cause, whichever comes first
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,7 +92,8 @@ async def _ring(agent: Channel, customer: Channel, ring_timeout: float) -> Custo
         if customer.up.is_set():
             audio = max(0.0, _ms_between(customer.up_at, customer.entered_bridge_at) or 0.0) \
                 if customer.entered_bridge_at and customer.up_at else None
-            await agent.stop_playbacks()
+            with contextlib.suppress(AriError):  # the conversation matters more
+                await agent.stop_playbacks()
             return CustomerLeg(DialOutcome.ANSWERED, customer, agent.gone.is_set(), audio)
         if customer.gone.is_set():
             # StasisEnd / ChannelHangupRequest come first; the cause (21 rejected,

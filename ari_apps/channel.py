@@ -228,6 +228,12 @@ class Channel:
             await self.ari.request("DELETE", f"/playbacks/{playback_id}")
         except (AriNotFound, AriConflict):
             pass  # finished on its own meanwhile, or the channel is gone
+        except AriHttpError as exc:
+            # Best effort: a playback Asterisk will not stop (e.g. one still queued
+            # behind another) must not end the call that wanted it stopped (a
+            # callback's customer was hung up on answer by this, then dialled again).
+            log.warning("playback_stop_refused channel=%s playback=%s status=%s error=%s",
+                        self.id, playback_id, exc.status, exc.message)
 
     async def recheck_playbacks(self) -> None:
         """After a reconnect: a PlaybackFinished sent while the socket was down reached

@@ -183,8 +183,8 @@ class Dialer:
                 return
             await self.agent_connected(record, agent)
         except (AriError, CallerHungUp, TimeoutError) as exc:
-            log.warning("callback_placeholder_failed callback=%s error=%s", record.id,
-                        type(exc).__name__)
+            log.warning("callback_placeholder_failed callback=%s error=%s: %s", record.id,
+                        type(exc).__name__, exc)
             await self._back_in_line(record, "placeholder_failed")
         except asyncio.CancelledError:
             if record.id not in self.dialling:

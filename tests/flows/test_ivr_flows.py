@@ -568,3 +568,19 @@ async def test_a_hanging_database_costs_the_caller_claim_wait_then_nothing(
     gate.set()
     assert (await notice_row(ivr, call)).outcome == "completed"
     assert "notice_claim_late" in caplog_calls.text
+
+
+async def test_a_playback_asterisk_will_not_stop_does_not_end_the_call(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls):
+    """Stopping a playback is best effort: an unexpected answer to the DELETE (here a
+    500) once ended a callback's conversation the moment the customer answered."""
+    fake.playback_policy = menus_wait_for_keys
+    ivr = await start_ivr(MENU_WAITS)
+    call = await ivr.call()
+    await call.wait_playing("main_menu")
+    fake.fail("DELETE", "/playbacks/*", 500)
+    await call.press("1")
+    # On to the queue (Asterisk runs the continue once the unstopped prompt ends).
+    await fake.wait_request("POST", f"/channels/{call.id}/continue")
+    assert "playback_stop_refused" in caplog_calls.text
+    assert "call_failed" not in caplog_calls.text
