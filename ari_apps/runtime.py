@@ -112,8 +112,7 @@ class StasisRuntime:
                 self._start_call(event)
             return
         if self.originations:
-            # Dial names the dialled channel as `peer`; it has no `channel`.
-            pending = (event.get("peer") or {}).get("id") if kind == "Dial" else _channel_of(event)
+            pending = _channel_of(event)
             if pending and self.originations.feed(pending, event):
                 return
         bridge_id = _bridge_of(event)
