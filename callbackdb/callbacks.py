@@ -416,5 +416,10 @@ class CallbackStore:
         return row is not None
 
 
+def utc_at(epoch: float) -> datetime:
+    """The store's time type from epoch seconds (the pure layer's clock)."""
+    return datetime.fromtimestamp(epoch, UTC)
+
+
 def _at(epoch: float | None) -> datetime | None:
-    return datetime.fromtimestamp(epoch, UTC) if epoch is not None else None
+    return utc_at(epoch) if epoch is not None else None

@@ -27,7 +27,6 @@ import contextlib
 import logging
 import re
 import uuid
-from datetime import UTC, datetime
 
 from ari_apps.agent_first import CustomerLeg, dial_into_bridge, until_one_leaves
 from ari_apps.ari_client import AriError, AriNotFound
@@ -36,7 +35,7 @@ from ari_apps.callbacks.offer import PLACEHOLDER_CONTEXT
 from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.channel import CallerHungUp, Channel
 from ari_apps.runtime import StasisRuntime
-from callbackdb.callbacks import CallbackRecord
+from callbackdb.callbacks import CallbackRecord, utc_at
 from nohold import logs
 from nohold.decisions.callbacks import (
     AttemptOutcome,
@@ -68,10 +67,6 @@ _BY_DIAL = {
     DialOutcome.CANCELLED: AttemptOutcome.AGENT_GONE,
     DialOutcome.FAILED: AttemptOutcome.FAILED,
 }
-
-
-def _utc(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
 
 
 class Dialer:
@@ -116,11 +111,11 @@ class Dialer:
 
     async def cycle(self) -> None:
         now = self.clock()
-        for record in await self.store.expire_waiting(_utc(now)):
+        for record in await self.store.expire_waiting(utc_at(now)):
             log.info("callback_expired callback=%s call=%s reason=expire_after", record.id,
                      record.call_id)
         await self.renew(now)
-        lapsed = [r for r in await self.store.lapsed(_utc(now)) if r.id not in self.held]
+        lapsed = [r for r in await self.store.lapsed(utc_at(now)) if r.id not in self.held]
         if lapsed:
             await self.recover(lapsed, "lease_lapsed")
         for queue in self.cb.queues:
@@ -129,7 +124,7 @@ class Dialer:
     async def renew(self, now: float) -> None:
         if not self.held:
             return
-        still = await self.store.renew(self.held, _utc(now))
+        still = await self.store.renew(self.held, utc_at(now))
         for callback_id in set(self.held) - still - self.dialling:
             # Cancelled by a supervisor, expired, or taken over: the place is given up.
             log.info("callback_released callback=%s reason=no_longer_held", callback_id)
@@ -143,7 +138,7 @@ class Dialer:
         wanted = placeholders_wanted(view.logged_in, self.cb.max_waiting_per_agent, standing)
         if not wanted:
             return
-        for record in await self.store.take_turns(queue, wanted, _utc(now)):
+        for record in await self.store.take_turns(queue, wanted, utc_at(now)):
             ahead = await self.store.count_ahead(queue, record.arrived_at,
                                                  states=(State.QUEUED,)) - 1
             position = position_in_queue(view, record.arrived_at.timestamp(), now,
@@ -197,7 +192,7 @@ class Dialer:
 
     async def _back_in_line(self, record: CallbackRecord, reason: str) -> None:
         """The placeholder left the queue without an agent: pending again, same arrival."""
-        now = _utc(self.clock())
+        now = utc_at(self.clock())
         for state in (State.QUEUED, State.AGENT_CONNECTED):
             try:
                 if await self.store.move(record.id, state, State.PENDING, now,
@@ -212,7 +207,7 @@ class Dialer:
         assert self.rt is not None
         now = self.clock()
         connected = await self.store.move(record.id, State.QUEUED, State.AGENT_CONNECTED,
-                                          _utc(now))
+                                          utc_at(now))
         if connected is None:
             log.info("callback_not_ours callback=%s: releasing the agent", record.id)
             return
@@ -223,7 +218,7 @@ class Dialer:
         refusal = await self._refusal(connected, now)
         if refusal is not None:
             final = State.EXPIRED if refusal == "expire_after" else State.CANCELLED
-            await self.store.move(record.id, State.AGENT_CONNECTED, final, _utc(now),
+            await self.store.move(record.id, State.AGENT_CONNECTED, final, utc_at(now),
                                   outcome=refusal)
             log.warning("callback_not_dialled callback=%s reason=%s", record.id, refusal)
             return
@@ -235,7 +230,7 @@ class Dialer:
             await agent.set_vars({"CALLERID(num)": self.cb.caller_id,
                                   "CALLERID(name)": self.cb.caller_name,
                                   "CALLERID(pres)": "allowed"})
-            dialling = await self.store.begin_attempt(connected, who, _utc(now))
+            dialling = await self.store.begin_attempt(connected, who, utc_at(now))
             if dialling is None:
                 log.info("callback_not_ours callback=%s: lost before the dial", record.id)
                 return
@@ -294,7 +289,7 @@ class Dialer:
                 self.cb.ring_timeout, app_args=("customer", str(record.id)))
             if leg.outcome is DialOutcome.ANSWERED and leg.channel is not None:
                 whisper.cancel()  # the customer said hello: the agent must hear them
-                times = {"customer_answer_at": _utc(self.clock())}
+                times = {"customer_answer_at": utc_at(self.clock())}
                 if leg.answer_to_audio_ms is not None:
                     times["answer_to_audio_ms"] = leg.answer_to_audio_ms
                 await self._note_answer(record, times)
@@ -348,7 +343,7 @@ class Dialer:
                               self.cb.policy)
         try:
             ended = await self.store.end_attempt(
-                record, outcome, after, _utc(now),
+                record, outcome, after, utc_at(now),
                 cause=str(leg.channel.cause) if leg and leg.channel and leg.channel.cause
                 else "", **times)  # type: ignore[arg-type]
         except Exception:  # noqa: BLE001 - the lease lapses; recovery ends it as interrupted
@@ -375,14 +370,14 @@ class Dialer:
         now = self.clock()
         for record in records:
             mine = record if record.owner == self.store.node else \
-                await self.store.take_over(record, _utc(now))
+                await self.store.take_over(record, utc_at(now))
             if mine is None:
                 continue
             log.warning("callback_recovered callback=%s state=%s from=%s reason=%s", mine.id,
                         mine.state, record.owner, why)
             if mine.state is not State.DIALLING:
                 await self._end_leftovers(mine, leftovers)
-                await self.store.move(mine.id, mine.state, State.PENDING, _utc(now),
+                await self.store.move(mine.id, mine.state, State.PENDING, utc_at(now),
                                       outcome=f"recovered_{why}")
                 continue
             talking = _talking(mine, leftovers)
@@ -396,7 +391,7 @@ class Dialer:
             outcome = AttemptOutcome.TALKED if answered else AttemptOutcome.INTERRUPTED
             after = after_attempt(outcome, mine.attempts, now, mine.expires_at.timestamp(),
                                   self.cb.policy)
-            await self.store.end_attempt(mine, outcome, after, _utc(now),
+            await self.store.end_attempt(mine, outcome, after, utc_at(now),
                                          cause=f"recovered_{why}")
 
     async def _channels(self) -> dict[str, str]:

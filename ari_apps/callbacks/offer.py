@@ -11,10 +11,10 @@ bounded and pass the allow-list (nohold.decisions.numbers) before they are store
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.channel import Channel
+from callbackdb.callbacks import utc_at
 from nohold import logs
 from nohold.decisions.callbacks import (
     BadOfferArgs,
@@ -147,13 +147,13 @@ class OfferFlow:
     async def promise(self, ch: Channel, offer: OfferArgs, number: Dialable) -> None:
         now = self.clock()
         window = await self.window(offer, now)
-        wall = datetime.fromtimestamp(now, UTC)
+        wall = utc_at(now)
         record, created = await self.store.request(
             call_id=ch.call_id, number=number.e164, queue=offer.queue,
-            arrived_at=datetime.fromtimestamp(offer.joined_at, UTC), now=wall,
-            promised=(datetime.fromtimestamp(now + window.earliest, UTC),
-                      datetime.fromtimestamp(now + window.latest, UTC)),
-            expires_at=datetime.fromtimestamp(now + self.cb.expire_after, UTC))
+            arrived_at=utc_at(offer.joined_at), now=wall,
+            promised=(utc_at(now + window.earliest),
+                      utc_at(now + window.latest)),
+            expires_at=utc_at(now + self.cb.expire_after))
         log.info("callback_promised callback=%s channel=%s queue=%s created=%s window=%.0f-%.0fs",
                  record.id, ch.id, offer.queue, created, window.earliest, window.latest)
         if created:
@@ -173,7 +173,7 @@ class OfferFlow:
             return estimate_wait(1, self.cb.default_handle_time, 0)
         assert self.queues is not None
         ahead = await self.store.count_ahead(offer.queue,
-                                             datetime.fromtimestamp(offer.joined_at, UTC))
+                                             utc_at(offer.joined_at))
         position = position_in_queue(view, offer.joined_at, now, self.queues.now(), ahead,
                                      PLACEHOLDER_CONTEXT)
         aht = handle_time(view.talktime, view.holdtime, view.completed,
