@@ -53,12 +53,13 @@ def _ms_between(start: str, end: str) -> float | None:
 
 async def dial_into_bridge(rt: StasisRuntime, agent: Channel, bridge: Bridge, endpoint: str,
                            channel_id: str, ring_timeout: float,
-                           app_args: tuple[str, ...] = ()) -> CustomerLeg:
+                           app_args: tuple[str, ...] = (),
+                           variables: dict[str, str] | None = None) -> CustomerLeg:
     """Create the customer's leg (after the agent is bridged: the caller checks),
     add it to `bridge`, dial, and wait for the outcome. On any end but ANSWERED the
     leg is gone when this returns."""
     customer = await rt.create_channel(endpoint, channel_id=channel_id, app_args=app_args,
-                                       originator=agent.id)
+                                       variables=variables, originator=agent.id)
     try:
         await bridge.add(customer)
         await customer.dial(ring_timeout)

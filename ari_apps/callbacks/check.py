@@ -3,7 +3,12 @@ queue is set up for the offer in queues.conf (read over AMI GetConfig)."""
 
 from __future__ import annotations
 
-from ari_apps.callbacks.offer import OFFER_CONTEXT, PLACEHOLDER_CONTEXT, QUEUE_CONTEXT
+from ari_apps.callbacks.offer import (
+    LEG_END_CONTEXT,
+    OFFER_CONTEXT,
+    PLACEHOLDER_CONTEXT,
+    QUEUE_CONTEXT,
+)
 from ari_apps.callbacks.settings import CallbackSettings
 from nohold.ami.check import check_ami
 from nohold.ami.client import AmiClient, AmiError, AmiErrorResponse, list_fields
@@ -12,7 +17,7 @@ from nohold.config import Settings
 from nohold.decisions.callbacks import offer_setup_problems, parse_config_lines
 from nohold.feature import CheckFailed
 
-CONTEXTS = (QUEUE_CONTEXT, OFFER_CONTEXT, PLACEHOLDER_CONTEXT)
+CONTEXTS = (QUEUE_CONTEXT, OFFER_CONTEXT, PLACEHOLDER_CONTEXT, LEG_END_CONTEXT)
 
 
 async def check_callbacks_setup(settings: Settings) -> str:

@@ -17,7 +17,10 @@ hears the information message and the attempt counts as abandoned.
 
 Exactly once: the only way to a dial is the guarded move to `dialling` with the
 next attempt number (callbackdb/callbacks.py); a node that lost the callback
-(cancelled, taken over) hangs its placeholder up instead.
+(cancelled, taken over) hangs its placeholder up instead. A node killed after the
+dial cannot note the answer: Asterisk does, in AstDB, from the customer leg's
+hangup handler ([nohold-callback-leg-end]), and whoever takes the attempt over
+reads it there before deciding between "talked" and a retry.
 """
 
 from __future__ import annotations
@@ -31,12 +34,13 @@ import uuid
 from ari_apps.agent_first import CustomerLeg, dial_into_bridge, until_one_leaves
 from ari_apps.ari_client import AriError, AriNotFound
 from ari_apps.bridge import Bridge
-from ari_apps.callbacks.offer import PLACEHOLDER_CONTEXT
+from ari_apps.callbacks.offer import LEG_END_CONTEXT, LEG_FAMILY, PLACEHOLDER_CONTEXT
 from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.channel import CallerHungUp, Channel
 from ari_apps.runtime import StasisRuntime
 from callbackdb.callbacks import CallbackRecord, utc_at
 from nohold import logs
+from nohold.ami.client import AmiError, AmiErrorResponse
 from nohold.decisions.callbacks import (
     AttemptOutcome,
     State,
@@ -54,6 +58,8 @@ TICK = 1.0
 # A customer who answered and lost the agent within this many seconds heard
 # nobody: they get the information message, and the attempt is abandoned.
 ABANDON_WINDOW = 2.0
+# Seconds to wait for an answered customer leg to be gone before its AstDB note is deleted.
+FORGET_WAIT = 30.0
 PLACEHOLDER_PREFIX = "cb-"
 # A customer's leg: cb-<callback>-a<attempt>-<6 hex> (see `attempt`).
 _CUSTOMER = re.compile(rf"{PLACEHOLDER_PREFIX}\d+-a\d+-[0-9a-f]{{6}}")
@@ -83,6 +89,7 @@ class Dialer:
         self.dialling: set[int] = set()
         self.watching: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
+        self.note_kept_warned = False
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -286,8 +293,12 @@ class Dialer:
             leg = await dial_into_bridge(
                 self.rt, agent, bridge, endpoint,
                 f"{PLACEHOLDER_PREFIX}{record.id}-a{record.attempts}-{uuid.uuid4().hex[:6]}",
-                self.cb.ring_timeout, app_args=("customer", str(record.id)))
+                self.cb.ring_timeout, app_args=("customer", str(record.id)),
+                variables={"NOHOLD_CB_LEG": _leg_key(record.id, record.attempts),
+                           "CHANNEL(hangup_handler_push)": f"{LEG_END_CONTEXT},s,1"})
             if leg.outcome is DialOutcome.ANSWERED and leg.channel is not None:
+                # Asterisk notes the answer when the leg hangs up; this node knows it.
+                self._forget_when_gone(record, leg.channel)
                 whisper.cancel()  # the customer said hello: the agent must hear them
                 times = {"customer_answer_at": utc_at(self.clock())}
                 if leg.answer_to_audio_ms is not None:
@@ -381,7 +392,14 @@ class Dialer:
                                       outcome=f"recovered_{why}")
                 continue
             talking = _talking(mine, leftovers)
-            answered = talking or await self._answered(mine)
+            try:
+                answered = talking or await self._answered(mine) or (
+                    not _ringing(mine, leftovers) and await self._asterisk_saw_answer(mine))
+            except AmiError as exc:
+                # Not knowing whether the customer talked, nothing is decided: the
+                # lease stays lapsed and the next pass asks again.
+                log.warning("callback_recover_postponed callback=%s error=%s", mine.id, exc)
+                continue
             if talking:
                 log.info("callback_left_talking callback=%s channels=%s", mine.id,
                          ",".join(_of(mine, leftovers)))
@@ -410,6 +428,48 @@ class Dialer:
         return any(a.attempt == record.attempts and a.customer_answer_at is not None
                    for a in await self.store.attempts(record.id))
 
+    async def _asterisk_saw_answer(self, record: CallbackRecord) -> bool:
+        """The current attempt's customer leg hung up after answering: Asterisk noted
+        it (the node that dialled may have died before it could). Raises AmiError
+        when Asterisk cannot be asked."""
+        return await self._leg_note(_leg_key(record.id, record.attempts)) == "answered"
+
+    async def _leg_note(self, key: str) -> str:
+        """Asterisk's note on a customer leg, read and deleted; "" when there is none."""
+        if self.queues is None:
+            raise AmiError("no AMI connection to ask Asterisk about the customer's leg")
+        ami = self.queues.client
+        try:
+            found = await ami.action("DBGet", {"Family": LEG_FAMILY, "Key": key})
+        except AmiErrorResponse:
+            return ""  # "Database entry not found": the customer never answered
+        messages = found if isinstance(found, list) else [found]
+        value = next((str(m.get("Val", "")) for m in messages
+                      if m.get("Event") == "DBGetResponse"), "")
+        try:
+            await ami.action("DBDel", {"Family": LEG_FAMILY, "Key": key})
+        except AmiError as exc:
+            if not self.note_kept_warned:
+                self.note_kept_warned = True
+                log.warning("callback_leg_note_kept family=%s key=%s error=%s: give the AMI "
+                            "user write=system to delete these notes", LEG_FAMILY, key, exc)
+        return value
+
+    def _forget_when_gone(self, record: CallbackRecord, customer: Channel) -> None:
+        """Once the answered leg is gone (its hangup handler has run), Asterisk's note
+        is not needed: deleted, so that AstDB does not grow with every call."""
+        key = _leg_key(record.id, record.attempts)
+
+        async def forget() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(customer.destroyed.wait(), FORGET_WAIT)
+            with contextlib.suppress(AmiError):
+                await self._leg_note(key)
+
+        task = asyncio.create_task(forget())
+        self.watching.add(task)
+        task.add_done_callback(self.watching.discard)
+
     async def _end_leftovers(self, record: CallbackRecord, channels: dict[str, str]) -> None:
         """Hang up what is left of a callback's placeholder and customer legs."""
         assert self.rt is not None
@@ -437,6 +497,15 @@ class Dialer:
                         with contextlib.suppress(AriNotFound, AriError):
                             await self.rt.ari.request(  # type: ignore[union-attr]
                                 "DELETE", f"/channels/{channel_id}")
+                # Asterisk's note of the answer (the recovery already knew): once the
+                # customer's leg is gone, its hangup handler has run.
+                for _ in range(round(FORGET_WAIT / TICK)):
+                    alive = await self._channels()
+                    if not any(i in alive for i in customers):
+                        break
+                    await asyncio.sleep(TICK)
+                with contextlib.suppress(AmiError):
+                    await self._leg_note(_leg_key(record.id, record.attempts))
                 return
 
         task = asyncio.create_task(watch())
@@ -462,6 +531,18 @@ def _is_customer(callback_id: int, channel_id: str) -> bool:
 def _of(record: CallbackRecord, channels: dict[str, str]) -> list[str]:
     prefix = f"{PLACEHOLDER_PREFIX}{record.id}-"
     return sorted(i for i in channels if i.startswith(prefix))
+
+
+def _leg_key(callback_id: int, attempt: int) -> str:
+    """The AstDB key of an attempt's customer leg (family LEG_FAMILY)."""
+    return f"{callback_id}-a{attempt}"
+
+
+def _ringing(record: CallbackRecord, channels: dict[str, str]) -> bool:
+    """The current attempt's customer leg is still there, not answered."""
+    leg = f"{PLACEHOLDER_PREFIX}{record.id}-a{record.attempts}-"
+    return any(i.startswith(leg) and _is_customer(record.id, i) and state != "Up"
+               for i, state in channels.items())
 
 
 def _talking(record: CallbackRecord, channels: dict[str, str]) -> bool:

@@ -38,6 +38,9 @@ MAX_TRIES = 3
 KEY_TIMEOUT = 6.0
 # Channel names of placeholders contain this (the context they run in).
 PLACEHOLDER_CONTEXT = "nohold-callback-placeholder"
+# Hangup handler of customer legs: notes in AstDB (family LEG_FAMILY) that one answered.
+LEG_END_CONTEXT = "nohold-callback-leg-end"
+LEG_FAMILY = "nohold-callback-legs"
 # The queue's exit context (queues.conf `context =`): 1 comes here, `back` re-queues.
 OFFER_CONTEXT = "nohold-callback-offer"
 # Callers enter the queue through it (and go back in line through it).

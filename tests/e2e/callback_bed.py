@@ -8,7 +8,8 @@ joining, every 5 s; `context = nohold-callback-offer`). Callers enter through
 nohold's own [nohold-callback-queue]. Customers are extensions of [cb-customers]:
 48601000001 answers after 1 s of ringing and stays, 48601000002 is busy,
 48601000003 never answers, 48601000004 rejects, 486010090NN (short_call(n)) answer
-after 0.5 s of ringing and hang up 1 s later.
+after 0.5 s of ringing and hang up 1 s later, 4860102NNNN (scripted_call(n)) answer
+after 0.5 s and talk for the global CB_TALK seconds (the benchmarks' customers).
 
 Everything asserted comes from Asterisk's own events (ARI channel/bridge events,
 AMI with timestampevents, counted and ordered) or from nohold's database; waits
@@ -48,7 +49,7 @@ RETRY_AFTER = 10
 # Customers (Polish mobiles, dialled as E.164 digits: dial_format = "e164_digits").
 ANSWERS, BUSY, NO_ANSWER, REJECTS = "601000001", "601000002", "601000003", "601000004"
 # Agents: the first is the one every test has; more join with `agents=` (Agent B...).
-AGENTS = tuple(f"Local/cb{c}@cb-agents" for c in "abcdefgh")
+AGENTS = tuple(f"Local/cb{c}@cb-agents" for c in "abcdefghijklmnopqrst")
 
 
 def short_call(n: int) -> str:
@@ -56,7 +57,19 @@ def short_call(n: int) -> str:
     return f"6010090{n:02d}"
 
 
-def queues_conf(agents: int = 1) -> str:
+def scripted_call(n: int) -> str:
+    """The n-th (0-9999) customer who answers after 0.5 s of ringing and talks for the
+    global CB_TALK seconds (2 unless set, e.g. over AMI Setvar), then hangs up."""
+    return f"60102{n:04d}"
+
+
+def queues_conf(agents: int = 1, offer_every: int = FREQUENCY,
+                offer_after: int = START_DELAY) -> str:
+    """The queue with `agents` members, offering after `offer_after` s and then every
+    `offer_every` s. app_queue rings
+    no agent for a caller while it plays them the offer (about 6 s here), placeholders
+    included: with the tests' 5 s the queue serves about one caller at a time, fine for
+    the flows, not for throughput (the two-node test and the benchmark use more)."""
     members = "\n".join(f"member => {a},0,Agent {chr(ord('A') + i)}"
                         for i, a in enumerate(AGENTS[:agents]))
     queues = QUEUES.replace(f"member => {AGENT},0,Agent A", members)
@@ -64,7 +77,11 @@ def queues_conf(agents: int = 1) -> str:
         # ringall would ring every free agent for each caller (they all answer at once,
         # one wins): several callers are served one after another, not side by side.
         queues = queues.replace("strategy = ringall", "strategy = rrmemory")
-    return queues
+    return (queues
+            .replace(f"periodic-announce-frequency = {FREQUENCY}\n",
+                     f"periodic-announce-frequency = {offer_every}\n")
+            .replace(f"periodic-announce-startdelay = {START_DELAY}\n",
+                     f"periodic-announce-startdelay = {offer_after}\n"))
 
 
 QUEUES = f"""
@@ -99,7 +116,7 @@ exten => s,1,Answer()
 [cb-agents]
 ; The queue's agents: answer and stay on the call until the other side hangs up;
 ; busy while the AstDB key cbtest/closed exists (it survives an Asterisk restart).
-exten => _cb[a-h],1,GotoIf(${DB_EXISTS(cbtest/closed)}?closed)
+exten => _cb[a-t],1,GotoIf(${DB_EXISTS(cbtest/closed)}?closed)
  same => n,Answer()
  same => n,UserEvent(CbAgent,agent: ${EXTEN},cid: ${CALLERID(num)})
  same => n,Wait(600)
@@ -128,6 +145,13 @@ exten => _486010090XX,1,UserEvent(CbCustomer,number: ${EXTEN})
  same => n,Answer()
  same => n,UserEvent(CbCustomerAnswered,number: ${EXTEN},cid: ${CALLERID(num)},cname: ${CALLERID(name)})
  same => n,Wait(1)
+ same => n,Hangup()
+exten => _4860102XXXX,1,UserEvent(CbCustomer,number: ${EXTEN})
+ same => n,Ringing()
+ same => n,Wait(0.5)
+ same => n,Answer()
+ same => n,UserEvent(CbCustomerAnswered,number: ${EXTEN},cid: ${CALLERID(num)},cname: ${CALLERID(name)})
+ same => n,Wait(${IF($["${GLOBAL(CB_TALK)}" = ""]?2:${GLOBAL(CB_TALK)})})
  same => n,Hangup()
 """
 
@@ -324,10 +348,12 @@ def _app_of(config: Path) -> str:
     return str(tomllib.loads(config.read_text()).get("callbacks", {}).get("app", APP))
 
 
-def start_cb_box(agents: int = 1) -> Sandbox:
+def start_cb_box(agents: int = 1, offer_every: int = FREQUENCY,
+                 offer_after: int = START_DELAY) -> Sandbox:
     """The sandbox of one test (stop it after); prompts built."""
     box = start_sandbox(f"cb-{os.getpid()}", extra_dialplan=DIALPLAN,
-                        extra_config={"queues.conf": queues_conf(agents),
+                        extra_config={"queues.conf": queues_conf(agents, offer_every,
+                                                                offer_after),
                                       "manager.conf": AMI_TIMESTAMPS})
     try:
         build_prompts(PromptSettings(dir=box.prompts_dir))

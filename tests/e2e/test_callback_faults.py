@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from callbackdb.callbacks import CallbackRecord
+from nohold.ami.client import AmiError
 from nohold.sandbox import Sandbox
 from tests.e2e.callback_bed import (
     ANSWERS,
@@ -33,6 +34,7 @@ from tests.e2e.callback_bed import (
     on_customer,
     open_bed,
     placeholder_of,
+    scripted_call,
     short_call,
     start_cb_box,
     wait_until,
@@ -209,6 +211,48 @@ async def test_kill_9_while_the_customer_rings_ends_the_attempt_interrupted_and_
         assert bed.rec.count(customer_leg(NO_ANSWER)) == 2
 
 
+async def test_kill_9_while_the_customer_rings_who_then_talks_and_hangs_up_is_never_rung_again(
+        cb_box: Sandbox, tmp_path: Path) -> None:
+    """The node dies before it can note the answer; the customer answers the ringing leg,
+    talks with the agent and hangs up while nohold is down. Asterisk noted the answer
+    (the leg's hangup handler, AstDB): the restarted node ends the attempt as talked."""
+    number = short_call(31)  # answers after 0.5 s of ringing, hangs up 1 s later
+    async with open_bed(cb_box, tmp_path, {"node": NODE}) as bed:
+        (row,) = await make_callbacks(bed, [number])
+        await bed.rec.wait(ph_join(row.id), 20, what="the placeholder standing")
+        mark = len(bed.rec.events)
+        await bed.pause(False)
+        leg = await bed.rec.wait(customer_leg(number), 30, mark, what="the customer's leg")
+        await bed.rec.wait(lambda e: ari("ChannelUserevent")(e)
+                           and e.data.get("eventname") == "CbCustomer", 10, leg.seq,
+                           what="the customer's phone ringing")
+        kill(bed)
+        assert f"callback_talking callback={row.id}" not in bed.nohold.log(), \
+            "killed before the answer" + bed.context()
+        await bed.rec.wait(answered(number), 10, leg.seq, what="the customer answering")
+        await bed.rec.wait(ari("ChannelDestroyed", leg.channel_id), 10, leg.seq,
+                           what="the customer hanging up while nohold is down")
+        noted = await bed.rec.action("DBGet", Family="nohold-callback-legs",
+                                     Key=f"{row.id}-a1")
+        assert any(m.get("Val") == "answered" for m in noted), noted
+
+        down = len(bed.rec.events)
+        await bed.another_nohold("restarted", config=bed.nohold.config)
+        done = await bed.row_becomes(row.id, lambda r: r.state.value == "completed", 15,
+                                     "completed")
+        assert [(a.attempt, a.outcome) for a in await bed.attempts(row.id)] == [
+            (1, "talked")], done
+        # The agent, alone on the dead node's bridge, is released.
+        await bed.rec.wait(ami("AgentComplete", Queue=QUEUE), 15, down,
+                           what="the agent released")
+        await bed.rec.wait_none(lambda e: customer_leg(number)(e) and e.seq > leg.seq,
+                                RETRY_AFTER + 3, leg.seq, what="a second customer leg")
+        assert bed.rec.count(answered(number)) == 1
+        # Asterisk's note was read and deleted: AstDB does not grow with every call.
+        with pytest.raises(AmiError):
+            await bed.rec.action("DBGet", Family="nohold-callback-legs", Key=f"{row.id}-a1")
+
+
 @pytest.mark.parametrize("ends_while_down", [False, True], ids=["still_talking", "ended"])
 async def test_kill_9_while_talking_leaves_the_conversation_and_never_dials_again(
         cb_box: Sandbox, tmp_path: Path, ends_while_down: bool) -> None:
@@ -289,8 +333,13 @@ async def test_asterisk_restart_puts_standing_callbacks_back_and_each_completes_
 
 
 # -- 4: two nodes, one killed --------------------------------------------------------------
-AGENTS = 4
-CALLBACKS = 20
+# The issue's size: two processes, 200 callbacks, one process killed mid-way.
+AGENTS = 8
+CALLBACKS = 200
+# No offer to the placeholders for a minute: app_queue rings no agent for a caller while
+# it plays them the offer, and at the flow tests' pace (every 5 s) that serialises the
+# queue (see queues_conf).
+OFFER_QUIET = 60
 
 
 @pytest.fixture(scope="module")
@@ -303,8 +352,8 @@ def pg_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def four_agents() -> Iterator[Sandbox]:
-    box = start_cb_box(agents=AGENTS)
+def eight_agents() -> Iterator[Sandbox]:
+    box = start_cb_box(agents=AGENTS, offer_every=OFFER_QUIET, offer_after=OFFER_QUIET)
     try:
         yield box
     finally:
@@ -329,12 +378,16 @@ async def database(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
 
 
 async def test_two_nodes_one_killed_midway_every_callback_completes_exactly_once(
-        four_agents: Sandbox, tmp_path: Path, database: str | None) -> None:
-    async with open_bed(four_agents, tmp_path, {"node": NODE}, agents=AGENTS,
-                        database_url=database) as bed:
-        b = await bed.another_nohold("node-b", {"callbacks": {"node": "node-b",
-                                                              "app": "nohold-callback-b"}})
-        numbers = [short_call(20 + n) for n in range(CALLBACKS)]
+        eight_agents: Sandbox, tmp_path: Path, database: str | None) -> None:
+    async with open_bed(eight_agents, tmp_path, {"node": NODE, "offer_after": OFFER_QUIET,
+                                                 "offer_every": OFFER_QUIET},
+                        agents=AGENTS, database_url=database) as bed:
+        # Customers answer after 0.5 s of ringing and talk for 1 s.
+        await bed.rec.action("Setvar", Variable="GLOBAL(CB_TALK)", Value="1")
+        b = await bed.another_nohold("node-b", {"callbacks": {
+            "node": "node-b", "app": "nohold-callback-b", "offer_after": OFFER_QUIET,
+            "offer_every": OFFER_QUIET}})
+        numbers = [scripted_call(n) for n in range(CALLBACKS)]
         rows = await make_callbacks(bed, numbers)
         await bed.pause(False)
 
