@@ -485,14 +485,17 @@ def _subtract(pieces: list[tuple[datetime, datetime]], lo: datetime, hi: datetim
 # -- for the dialplan ---------------------------------------------------------------------
 
 _NOT_LATIN = str.maketrans({"ł": "l", "Ł": "L", "ß": "ss", "æ": "ae", "Æ": "AE",
-                            "ø": "o", "Ø": "O", "đ": "d", "Đ": "D"})
-_UNSAFE = re.compile(r"[^A-Za-z0-9 .,:;'()/+_-]+")
+                            "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "'": "", "’": ""})
+# Nothing Asterisk reads when the value is substituted into an application's
+# arguments: no ',' '|' (separators), quotes, parentheses, '$', ';' or '\\'.
+_UNSAFE = re.compile(r"[^A-Za-z0-9 .:/+_-]+")
 
 
 def ascii_label(text: str, max_len: int = 80) -> str:
     """A holiday name or a note made safe for a channel variable: ASCII letters
     (diacritics dropped: "Wigilia Bożego Narodzenia" -> "Wigilia Bozego Narodzenia"),
-    digits and plain punctuation, one line, at most `max_len` characters."""
+    digits, spaces and . : / + _ -, at most `max_len` characters: safe to use as
+    ${NOHOLD_CLOSED_DETAIL} inside a dialplan application's arguments."""
     plain = unicodedata.normalize("NFKD", text.translate(_NOT_LATIN))
     plain = "".join(c for c in plain if not unicodedata.combining(c))
     plain = " ".join(_UNSAFE.sub(" ", plain).split())
