@@ -151,3 +151,15 @@ def test_bad_calendars_name_the_key_the_value_and_what_is_allowed(calendar, word
         parsed(calendar)
     for word in words:
         assert word in str(err.value)
+
+
+async def test_check_names_each_calendar_its_zone_and_the_holidays_release():
+    import holidays as package
+
+    from nohold.calendar.feature import check_calendar
+
+    line = await check_calendar(parse_settings({"calendar": {
+        "office": {"mon": ["10:00-17:00"]},
+        "desk": {"country": "", "timezone": "UTC", "mon": ["10:00-20:00"]}}}))
+    assert line == ("calendar: ok (default office; office (Europe/Warsaw, holidays PL), "
+                    f"desk (UTC, no public holidays); holidays package {package.__version__})")
