@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -103,3 +113,26 @@ class DoNotCall(Base):
     number: Mapped[str] = mapped_column(String(20), primary_key=True)  # E.164
     added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     note: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+
+
+class CalendarOverride(Base):
+    """A supervisor's extra closed (or open) period for one business calendar, e.g. the
+    office closed for a day (`nohold hours override add`). Ignored from `expires_at`
+    on; merged with the config's overrides (nohold/calendar/)."""
+
+    __tablename__ = "calendar_overrides"
+    __table_args__ = (
+        Index("calendar_overrides_by_end", "calendar", "ends_at"),
+        CheckConstraint("kind IN ('closed', 'open')", name="calendar_overrides_kind"),
+        CheckConstraint("starts_at < ends_at", name="calendar_overrides_period"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    calendar: Mapped[str] = mapped_column(String(32), nullable=False)
+    kind: Mapped[str] = mapped_column(String(8), nullable=False)  # closed | open
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_by: Mapped[str] = mapped_column(String(64), nullable=False, default="")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import click
@@ -25,6 +25,7 @@ from ari_apps.runtime import DialplanLocation, StasisFeature
 from callbackdb.notice_ledger import NoticeLedger
 from nohold.ami.queues import QueueMonitor
 from nohold.config import Section, Settings
+from nohold.decisions.hours import Calendar
 
 # HTTP sessions nohold holds at Asterisk at most, whatever the load: every ARI
 # client shares one pool of ARI_POOL_SIZE kept-alive REST connections, plus one
@@ -34,6 +35,21 @@ from nohold.config import Section, Settings
 ARI_POOL_SIZE = 8
 MAX_STASIS_APPS = 4
 HTTP_SESSIONS_MAX = ARI_POOL_SIZE + MAX_STASIS_APPS
+
+
+class Calendars(Protocol):
+    """The business calendars (the calendar feature): the config's, with the database's
+    overrides merged in, as pure `Calendar`s to ask."""
+
+    @property
+    def default(self) -> str: ...
+
+    @property
+    def names(self) -> tuple[str, ...]: ...
+
+    async def get(self, name: str | None = None) -> Calendar:
+        """The calendar `name` (the default one for None); KeyError if unknown."""
+        ...
 
 
 @dataclass
@@ -50,6 +66,9 @@ class ServiceContext:
     http: aiohttp.ClientSession
     # Live app_queue state, when the ami feature runs (features started after it see it).
     queues: QueueMonitor | None = None
+    # The business calendars, when the calendar feature runs (started before the
+    # features that ask them).
+    calendars: Calendars | None = None
 
     def ari(self, app: str) -> AriClient:
         a = self.settings.ari

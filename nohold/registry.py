@@ -12,12 +12,14 @@ from ari_apps.callbacks import feature as callbacks
 from ari_apps.ivr import feature as ivr
 from nohold import config
 from nohold.ami import feature as ami
+from nohold.calendar import feature as calendar
 from nohold.feature import Feature
 from nohold.watchdog import feature as watchdog
 
-# In start order: ami first, so that later features find the queue state.
-FEATURES: tuple[Feature, ...] = (ami.FEATURE, ivr.FEATURE, notice_once.FEATURE,
-                                 watchdog.FEATURE, callbacks.FEATURE)
+# In start order: ami and calendar first, so that later features find the queue state
+# and the calendars.
+FEATURES: tuple[Feature, ...] = (ami.FEATURE, calendar.FEATURE, ivr.FEATURE,
+                                 notice_once.FEATURE, watchdog.FEATURE, callbacks.FEATURE)
 
 
 def sections() -> tuple[config.Section, ...]:

@@ -9,7 +9,8 @@ from callbackdb.engine import make_engine
 from tests.support.postgres import postgres_server
 
 # Every table the migrations create, dropped between PostgreSQL tests.
-TABLES = "do_not_call, callback_attempts, callbacks, notice_plays, alembic_version"
+TABLES = ("calendar_overrides, do_not_call, callback_attempts, callbacks, notice_plays, "
+          "alembic_version")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""The business calendar: opening hours, public holidays and overrides (`[calendar]`)."""
