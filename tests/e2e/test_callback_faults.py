@@ -40,7 +40,7 @@ from tests.e2e.callback_bed import (
     wait_until,
 )
 from tests.support.asterisk_events import Ev, ami, ari
-from tests.support.postgres import PostgresUnavailable, postgres_server
+from tests.support.postgres import PostgresUnavailable, empty_database, postgres_server
 
 pytestmark = pytest.mark.e2e
 
@@ -365,15 +365,8 @@ async def database(request: pytest.FixtureRequest) -> AsyncIterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    from sqlalchemy import text
-
-    from callbackdb.engine import make_engine
     url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("DROP TABLE IF EXISTS do_not_call, callback_attempts, "
-                                "callbacks, notice_plays, alembic_version CASCADE"))
-    await engine.dispose()
+    await empty_database(url)
     yield url
 
 

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
-from callbackdb.engine import make_engine
-from tests.support.postgres import postgres_server
-
-# Every table the migrations create, dropped between PostgreSQL tests.
-TABLES = ("calendar_overrides, do_not_call, callback_attempts, callbacks, notice_plays, "
-          "alembic_version")
+from tests.support.postgres import empty_database, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +18,5 @@ async def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/nohold.db"
     url = request.getfixturevalue("pg_url")
-    engine = make_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text(f"DROP TABLE IF EXISTS {TABLES} CASCADE"))
-    await engine.dispose()
+    await empty_database(url)
     return url

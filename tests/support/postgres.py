@@ -60,3 +60,19 @@ def postgres_server() -> Iterator[str]:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def empty_database(url: str) -> None:
+    """Everything the migrations made is gone (the whole public schema, so a new
+    migration's table needs no list kept by hand): the next `db upgrade` starts afresh."""
+    from sqlalchemy import text
+
+    from callbackdb.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
