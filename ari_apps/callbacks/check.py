@@ -4,7 +4,9 @@ queue is set up for the offer in queues.conf (read over AMI GetConfig)."""
 from __future__ import annotations
 
 from ari_apps.callbacks.offer import (
+    AMD_CONTEXT,
     LEG_END_CONTEXT,
+    MACHINE_CONTEXT,
     OFFER_CONTEXT,
     PLACEHOLDER_CONTEXT,
     QUEUE_CONTEXT,
@@ -17,7 +19,8 @@ from nohold.config import Settings
 from nohold.decisions.callbacks import offer_setup_problems, parse_config_lines
 from nohold.feature import CheckFailed
 
-CONTEXTS = (QUEUE_CONTEXT, OFFER_CONTEXT, PLACEHOLDER_CONTEXT, LEG_END_CONTEXT)
+CONTEXTS = (QUEUE_CONTEXT, OFFER_CONTEXT, PLACEHOLDER_CONTEXT, LEG_END_CONTEXT, AMD_CONTEXT,
+            MACHINE_CONTEXT)
 
 
 async def check_callbacks_setup(settings: Settings) -> str:

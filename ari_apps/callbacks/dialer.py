@@ -294,19 +294,25 @@ class Dialer:
                 self.rt, agent, bridge, endpoint,
                 f"{PLACEHOLDER_PREFIX}{record.id}-a{record.attempts}-{uuid.uuid4().hex[:6]}",
                 self.cb.ring_timeout, app_args=("customer", str(record.id)),
-                variables={"NOHOLD_CB_LEG": _leg_key(record.id, record.attempts),
+                # Inherited (__) by a Local channel's other half, where an outbound
+                # route's answering-machine detection runs and may note "machine".
+                variables={"__NOHOLD_CB_LEG": _leg_key(record.id, record.attempts),
                            "CHANNEL(hangup_handler_push)": f"{LEG_END_CONTEXT},s,1"})
             if leg.outcome is DialOutcome.ANSWERED and leg.channel is not None:
-                # Asterisk notes the answer when the leg hangs up; this node knows it.
-                self._forget_when_gone(record, leg.channel)
                 whisper.cancel()  # the customer said hello: the agent must hear them
                 times = {"customer_answer_at": utc_at(self.clock())}
                 if leg.answer_to_audio_ms is not None:
                     times["answer_to_audio_ms"] = leg.answer_to_audio_ms
                 await self._note_answer(record, times)
                 outcome = await self.talk(record, agent, leg.channel)
+                if outcome is AttemptOutcome.MACHINE:
+                    await self.tell_agent(agent)
+                # Asterisk notes the answer when the leg hangs up; this node knows it.
+                self._forget_when_gone(record, leg.channel)
             else:
                 outcome = _BY_DIAL.get(leg.outcome, AttemptOutcome.FAILED)
+                if self.cb.amd and await self._machine(record):
+                    outcome = AttemptOutcome.MACHINE
                 await self.tell_agent(agent)
         except asyncio.CancelledError:
             if agent.keep_at_shutdown:
@@ -333,6 +339,10 @@ class Dialer:
         log.info("callback_talking callback=%s", record.id)
         agent.keep_at_shutdown = customer.keep_at_shutdown = True
         first = agent if agent.gone.is_set() else await until_one_leaves(agent, customer)
+        if first is customer and self.cb.amd and await self._machine(record):
+            # app_amd heard a machine and ended its leg: the agent is told, not hung up.
+            log.info("callback_machine callback=%s", record.id)
+            return AttemptOutcome.MACHINE
         if first is agent and self.clock() - started < ABANDON_WINDOW:
             log.warning("callback_abandoned callback=%s: agent left as the customer answered",
                         record.id)
@@ -433,6 +443,15 @@ class Dialer:
         it (the node that dialled may have died before it could). Raises AmiError
         when Asterisk cannot be asked."""
         return await self._leg_note(_leg_key(record.id, record.attempts)) == "answered"
+
+    async def _machine(self, record: CallbackRecord) -> bool:
+        """The leg ended because app_amd heard a machine (the outbound route's Gosub
+        noted it before ending the leg)."""
+        try:
+            return await self._leg_note(_leg_key(record.id, record.attempts)) == "machine"
+        except AmiError as exc:
+            log.warning("callback_amd_unknown callback=%s error=%s", record.id, exc)
+            return False
 
     async def _leg_note(self, key: str) -> str:
         """Asterisk's note on a customer leg, read and deleted; "" when there is none."""

@@ -41,6 +41,10 @@ PLACEHOLDER_CONTEXT = "nohold-callback-placeholder"
 # Hangup handler of customer legs: notes in AstDB (family LEG_FAMILY) that one answered.
 LEG_END_CONTEXT = "nohold-callback-leg-end"
 LEG_FAMILY = "nohold-callback-legs"
+# Answering-machine detection (callbacks.amd): a Gosub for the called party, and where
+# a machine's leg ends (noting "machine" under LEG_FAMILY).
+AMD_CONTEXT = "nohold-callback-amd"
+MACHINE_CONTEXT = "nohold-callback-machine"
 # The queue's exit context (queues.conf `context =`): 1 comes here, `back` re-queues.
 OFFER_CONTEXT = "nohold-callback-offer"
 # Callers enter the queue through it (and go back in line through it).

@@ -9,7 +9,8 @@ nohold's own [nohold-callback-queue]. Customers are extensions of [cb-customers]
 48601000001 answers after 1 s of ringing and stays, 48601000002 is busy,
 48601000003 never answers, 48601000004 rejects, 486010090NN (short_call(n)) answer
 after 0.5 s of ringing and hang up 1 s later, 4860102NNNN (scripted_call(n)) answer
-after 0.5 s and talk for the global CB_TALK seconds (the benchmarks' customers).
+after 0.5 s and talk for the global CB_TALK seconds (the benchmarks' customers),
+48601000005 is an answering machine (answers after 0.5 s and speaks a long greeting).
 
 Everything asserted comes from Asterisk's own events (ARI channel/bridge events,
 AMI with timestampevents, counted and ordered) or from nohold's database; waits
@@ -48,6 +49,7 @@ FREQUENCY = 5
 RETRY_AFTER = 10
 # Customers (Polish mobiles, dialled as E.164 digits: dial_format = "e164_digits").
 ANSWERS, BUSY, NO_ANSWER, REJECTS = "601000001", "601000002", "601000003", "601000004"
+MACHINE = "601000005"
 # Agents: the first is the one every test has; more join with `agents=` (Agent B...).
 AGENTS = tuple(f"Local/cb{c}@cb-agents" for c in "abcdefghijklmnopqrst")
 
@@ -146,12 +148,26 @@ exten => _486010090XX,1,UserEvent(CbCustomer,number: ${EXTEN})
  same => n,UserEvent(CbCustomerAnswered,number: ${EXTEN},cid: ${CALLERID(num)},cname: ${CALLERID(name)})
  same => n,Wait(1)
  same => n,Hangup()
+exten => 48601000005,1,UserEvent(CbCustomer,number: ${EXTEN})
+ same => n,Ringing()
+ same => n,Wait(0.5)
+ same => n,Answer()
+ same => n,UserEvent(CbCustomerAnswered,number: ${EXTEN},cid: ${CALLERID(num)},cname: ${CALLERID(name)})
+ same => n,Playback(@@PROMPTS@@/callback_offer)
+ same => n,Wait(600)
 exten => _4860102XXXX,1,UserEvent(CbCustomer,number: ${EXTEN})
  same => n,Ringing()
  same => n,Wait(0.5)
  same => n,Answer()
  same => n,UserEvent(CbCustomerAnswered,number: ${EXTEN},cid: ${CALLERID(num)},cname: ${CALLERID(name)})
  same => n,Wait(${IF($["${GLOBAL(CB_TALK)}" = ""]?2:${GLOBAL(CB_TALK)})})
+ same => n,Hangup()
+"""
+
+AMD_DIALPLAN = """
+[cb-amd-out]
+; An admin's outbound route with answering-machine detection (callbacks.amd = true).
+exten => _X.,1,Dial(Local/${EXTEN}@cb-customers,20,U(nohold-callback-amd))
  same => n,Hangup()
 """
 
@@ -351,7 +367,7 @@ def _app_of(config: Path) -> str:
 def start_cb_box(agents: int = 1, offer_every: int = FREQUENCY,
                  offer_after: int = START_DELAY) -> Sandbox:
     """The sandbox of one test (stop it after); prompts built."""
-    box = start_sandbox(f"cb-{os.getpid()}", extra_dialplan=DIALPLAN,
+    box = start_sandbox(f"cb-{os.getpid()}", extra_dialplan=DIALPLAN + AMD_DIALPLAN,
                         extra_config={"queues.conf": queues_conf(agents, offer_every,
                                                                 offer_after),
                                       "manager.conf": AMI_TIMESTAMPS})

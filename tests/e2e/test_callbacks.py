@@ -6,7 +6,7 @@ app_queue's periodic announcement (nohold's callback_offer prompt, 2 s after
 joining, every 5 s; `context = nohold-callback-offer`). Callers enter through
 nohold's own [nohold-callback-queue]. Customers are extensions of [cb-customers]:
 48601000001 answers after 1 s of ringing and stays, 48601000002 is busy,
-48601000003 never answers, 48601000004 rejects.
+48601000003 never answers, 48601000004 rejects, 48601000005 is an answering machine.
 
 Everything asserted comes from Asterisk's own events (ARI channel/bridge events,
 AMI with timestampevents, counted and ordered) or from nohold's database; waits
@@ -17,6 +17,7 @@ are on events with bounded timeouts, never sleeps.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from nohold.sandbox import Sandbox
 from tests.e2e.callback_bed import (
     ANSWERS,
     BUSY,
+    MACHINE,
     NO_ANSWER,
     PLACEHOLDER,
     QUEUE,
@@ -32,6 +34,7 @@ from tests.e2e.callback_bed import (
     RETRY_AFTER,
     Bed,
     customer_leg,
+    log_lines,
     near,
     on_customer,
     open_bed,
@@ -283,3 +286,37 @@ async def test_unanswered_customer_ends_the_attempt_and_releases_the_agent(
     assert (a1.outcome, retry.outcome, a1.customer_answer_at) == (outcome, outcome, None), a1
     assert bed.rec.count(customer_leg(number)) == 1
     assert bed.rec.count(lambda e: e.type == "MusicOnHoldStart" and on_customer(e)) == 0
+
+
+# -- an answering machine (callbacks.amd, app_amd in the outbound route) ------------------
+async def test_answering_machine_ends_its_leg_the_agent_is_told_and_the_attempt_is_typed_machine(
+        cb_box: Sandbox, tmp_path: Path) -> None:
+    async with open_bed(cb_box, tmp_path, {"amd": True, "outbound": "context:cb-amd-out",
+                                           "max_attempts": 1}) as bed:
+        now = datetime.now(UTC)
+        row, _ = await bed.store.request(
+            call_id="amd", number=f"+48{MACHINE}", queue=QUEUE, arrived_at=now, now=now,
+            promised=None, expires_at=now + timedelta(hours=1))
+        mark = len(bed.rec.events)
+        await bed.pause(False)
+        leg = await bed.rec.wait(customer_leg(MACHINE), 30, mark, what="the customer's leg")
+        await bed.rec.wait(lambda e: ari("ChannelUserevent")(e)
+                           and e.data.get("eventname") == "CbCustomerAnswered", 10, leg.seq,
+                           what="the machine answering")
+        try:
+            gone = await bed.rec.wait(ari("ChannelDestroyed", leg.channel_id), 20, leg.seq,
+                                      what="the machine's leg ended")
+        except TimeoutError:
+            raise AssertionError("\n".join(log_lines(bed.box, "AMD")) + bed.context()) from None
+        # The agent is told, then released; nothing was said to the machine.
+        await bed.rec.wait(lambda e: ari("PlaybackStarted")(e) and e.data["playback"][
+            "media_uri"].endswith("/callback_not_reached"), 15, gone.seq, what="the agent told")
+        final = await bed.row_becomes(row.id, lambda r: r.state.value == "expired", 15,
+                                      "expired")
+        assert [(a.attempt, a.outcome) for a in await bed.attempts(row.id)] == [
+            (1, "machine")], final
+        # Nothing is played to the machine (no information message left on it).
+        assert bed.rec.count(lambda e: ari("PlaybackStarted")(e) and e.data["playback"][
+            "target_uri"] == f"channel:{leg.channel_id}") == 0, bed.context()
+        # app_amd decided, and the leg went the machine's way (Asterisk's own log).
+        assert log_lines(bed.box, "[s@nohold-callback-machine:1]"), bed.box.log_tail(80)
