@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -71,6 +71,9 @@ class CallbackRecord:
     lease_until: datetime | None
     outcome: str
     updated_at: datetime
+    scheduled: bool = False  # agreed for due_at, its window ending at expires_at
+    owner_agent: str = ""  # who promised it
+    note: str = ""
 
     @classmethod
     def of(cls, row: Any) -> CallbackRecord:
@@ -120,12 +123,25 @@ class CallbackStore:
         self._dialect = postgresql if self._postgres else sqlite
 
     # -- requests -----------------------------------------------------------------------
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
     async def request(self, *, call_id: str, number: str, queue: str, arrived_at: datetime,
                       now: datetime, promised: tuple[datetime, datetime] | None,
-                      expires_at: datetime) -> tuple[CallbackRecord, bool]:
+                      expires_at: datetime, due_at: datetime | None = None,
+                      owner_agent: str = "", note: str = "") -> tuple[CallbackRecord, bool]:
         """A pending callback, and True; or, when one is already live for this number
-        and queue, that one (asked once more, keeping the earlier arrival) and False."""
+        and queue, that one (asked once more, keeping the earlier arrival) and False.
+        With `due_at` it is scheduled: not served before it, ahead of the others after."""
+        # SQLite keeps no offset: every instant is stored in UTC.
+        arrived_at, now, expires_at = (t.astimezone(UTC) for t in (arrived_at, now, expires_at))
+        due_at = due_at.astimezone(UTC) if due_at is not None else None
+        promised = (promised[0].astimezone(UTC), promised[1].astimezone(UTC)) \
+            if promised else None
         values = {
+            "scheduled": due_at is not None, "due_at": due_at,
+            "owner_agent": owner_agent[:80], "note": note[:200],
             "call_id": call_id, "number": number, "queue": queue, "state": State.PENDING.value,
             "arrived_at": arrived_at, "requested_at": now, "expires_at": expires_at,
             "promised_earliest": promised[0] if promised else None,
@@ -162,7 +178,8 @@ class CallbackStore:
     # -- turns --------------------------------------------------------------------------
     def _waiting(self, now: datetime) -> Any:
         return and_(
-            or_(Callback.state == State.PENDING.value,
+            or_(and_(Callback.state == State.PENDING.value,
+                     or_(Callback.due_at.is_(None), Callback.due_at <= now)),
                 and_(Callback.state == State.RETRY.value, Callback.due_at <= now)),
             Callback.expires_at > now,
         )
@@ -175,7 +192,8 @@ class CallbackStore:
         pick = (
             select(Callback.id)
             .where(Callback.queue == queue, self._waiting(now))
-            .order_by(Callback.arrived_at, Callback.id)
+            # An agreed time first (it is due now), then arrival order.
+            .order_by(Callback.scheduled.desc(), Callback.arrived_at, Callback.id)
             .limit(limit)
         )
         if self._postgres:
@@ -192,7 +210,8 @@ class CallbackStore:
         )
         async with self._engine.begin() as conn:
             rows = (await conn.execute(stmt)).all()
-        return sorted((CallbackRecord.of(r) for r in rows), key=lambda r: (r.arrived_at, r.id))
+        return sorted((CallbackRecord.of(r) for r in rows),
+                      key=lambda r: (not r.scheduled, r.arrived_at, r.id))
 
     async def waiting(self, queue: str, now: datetime) -> list[CallbackRecord]:
         """Callbacks of `queue` waiting in the database for a place, in arrival order."""
@@ -289,8 +308,11 @@ class CallbackStore:
         """Waiting callbacks past expires_at: expired, never dialled."""
         stmt = (update(Callback)
                 .where(Callback.state.in_([s.value for s in WAITING]), Callback.expires_at <= now)
-                .values(state=State.EXPIRED.value, outcome="expire_after", updated_at=now,
-                        owner="", lease_until=None)
+                # An agreed window that passed is a broken promise, named as such.
+                .values(state=State.EXPIRED.value,
+                        outcome=case((Callback.scheduled, "missed_window"),
+                                     else_="expire_after"),
+                        updated_at=now, owner="", lease_until=None)
                 .returning(Callback.__table__))
         async with self._engine.begin() as conn:
             return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
@@ -380,11 +402,13 @@ class CallbackStore:
             row = (await conn.execute(select(Callback).where(Callback.id == callback_id))).first()
         return CallbackRecord.of(row) if row is not None else None
 
-    async def find(self, states: Sequence[State] | None = None, limit: int = 1000
-                   ) -> list[CallbackRecord]:
+    async def find(self, states: Sequence[State] | None = None, limit: int = 1000,
+                   scheduled: bool | None = None) -> list[CallbackRecord]:
         stmt = select(Callback).order_by(Callback.arrived_at, Callback.id).limit(limit)
         if states:
             stmt = stmt.where(Callback.state.in_([s.value for s in states]))
+        if scheduled is not None:
+            stmt = stmt.where(Callback.scheduled.is_(scheduled))
         async with self._engine.connect() as conn:
             return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
 

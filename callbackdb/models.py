@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -61,6 +62,7 @@ class Callback(Base):
         Index("callbacks_one_live", "number", "queue", unique=True,
               sqlite_where=text(LIVE_STATES_SQL), postgresql_where=text(LIVE_STATES_SQL)),
         Index("callbacks_by_turn", "queue", "state", "arrived_at"),
+        Index("callbacks_by_state", "state", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -80,6 +82,11 @@ class Callback(Base):
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(String(40), nullable=False, default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # Scheduled: agreed with the customer for due_at (the window ends at expires_at),
+    # served at its time ahead of those merely waiting; owner_agent promised it.
+    scheduled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    owner_agent: Mapped[str] = mapped_column(String(80), nullable=False, default="")
+    note: Mapped[str] = mapped_column(String(200), nullable=False, default="")
 
 
 class CallbackAttempt(Base):

@@ -6,11 +6,17 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from nohold import registry
 from nohold.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from nohold.feature import Calendars
 
 STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "nohold"
 
@@ -37,6 +43,16 @@ def main(ctx: click.Context, config: Path | None) -> None:
     # For feature commands, which sit below the registry and cannot import it.
     ctx.obj["load_settings"] = lambda: _settings(ctx)
     ctx.obj["orphan_fallbacks"] = registry.orphan_fallbacks
+    # The business calendars (config + database overrides) for feature commands.
+    ctx.obj["calendars"] = _calendars
+
+
+def _calendars(settings: Settings, engine: AsyncEngine) -> Calendars:
+    from callbackdb.calendar_overrides import CalendarOverrideStore
+    from nohold.calendar.book import CalendarBook
+    from nohold.calendar.settings import CalendarSettings
+
+    return CalendarBook(settings.section(CalendarSettings), CalendarOverrideStore(engine))
 
 
 @main.command()

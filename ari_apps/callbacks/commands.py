@@ -1,4 +1,5 @@
-"""`nohold callbacks list|show|cancel` and `nohold dnc add|remove|list`: for supervisors.
+"""`nohold callbacks list|show|cancel|add|missed` and `nohold dnc add|remove|list`: for
+supervisors and agents.
 
 They work on the database alone (no Asterisk, no running service), so they also
 work while nohold is stopped; every change goes through the same guarded updates
@@ -9,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
@@ -22,6 +25,8 @@ from callbackdb.engine import make_engine
 from nohold.config import Settings
 from nohold.decisions.callbacks import LIVE, State
 from nohold.decisions.numbers import NumberRefused
+from nohold.decisions.schedule import BookingRefused, book
+from nohold.feature import Calendars
 
 T = TypeVar("T")
 
@@ -52,8 +57,11 @@ def _when(value: datetime | None) -> str:
 
 def _line(r: CallbackRecord) -> str:
     return (f"{r.id:>6}  {r.state.value:<15} {r.queue:<12} {r.number:<16} "
-            f"arrived {_when(r.arrived_at)}  attempts {r.attempts}"
-            + (f"  due {_when(r.due_at)}" if r.due_at else "")
+            + (f"agreed {_when(r.due_at)}..{_when(r.expires_at)}" if r.scheduled
+               else f"arrived {_when(r.arrived_at)}")
+            + f"  attempts {r.attempts}"
+            + (f"  due {_when(r.due_at)}" if r.due_at and not r.scheduled else "")
+            + (f"  owner {r.owner_agent}" if r.owner_agent else "")
             + (f"  ({r.outcome})" if r.outcome else ""))
 
 
@@ -127,6 +135,94 @@ def cancel(ctx: click.Context, callback_id: int) -> None:
     click.echo(f"cancelled: {_line(record)}")
     if record.state is State.CANCELLED and record.owner:
         click.echo("its placeholder leaves the queue within seconds")
+
+
+_DURATION = re.compile(r"^(\d{1,4})([mh])$")
+
+
+def _duration(text: str) -> timedelta:
+    m = _DURATION.match(text.strip().lower())
+    if m is None:
+        raise click.BadParameter(f"{text!r}: expected minutes or hours, e.g. 30m or 2h",
+                                 param_hint="'--window'")
+    amount = int(m.group(1))
+    return timedelta(minutes=amount) if m.group(2) == "m" else timedelta(hours=amount)
+
+
+@callbacks.command("add")
+@click.option("--number", required=True, help="The customer's number (the allow-list applies).")
+@click.option("--at", "at_text", required=True,
+              help="The agreed time, ISO 8601 (e.g. 2026-12-04T18:30; no offset: the "
+                   "callback calendar's zone).")
+@click.option("--window", "window_text", default="30m", show_default=True,
+              help="How long after --at the call may start, e.g. 30m, 1h.")
+@click.option("--queue", default=None, help="Whose agents call (default: the first of "
+              "callbacks.queues).")
+@click.option("--owner", default="", help="The agent who promised it.")
+@click.option("--note", default="", help="What it is about (the agent sees it).")
+@click.pass_context
+def add(ctx: click.Context, number: str, at_text: str, window_text: str, queue: str | None,
+        owner: str, note: str) -> None:
+    """Schedule a callback at an agreed time, inside the callback calendar."""
+    settings: Settings = ctx.obj["load_settings"]()
+    cb = settings.section(CallbackSettings)
+    if not cb.queues:
+        raise click.ClickException("[callbacks] queues is empty: no queue to call from")
+    queue = queue or cb.queues[0]
+    if queue not in cb.queues:
+        raise click.BadParameter(f"{queue!r} is not one of callbacks.queues "
+                                 f"({', '.join(cb.queues)})", param_hint="'--queue'")
+    window = _duration(window_text)
+    try:
+        e164 = cb.numbers.check(number).e164
+    except NumberRefused as exc:
+        raise click.ClickException(f"{number!r} is not called back: {exc}") from None
+    try:
+        at = datetime.fromisoformat(at_text)
+    except ValueError:
+        raise click.BadParameter(f"{at_text!r}: expected an ISO time like 2026-12-04T18:30",
+                                 param_hint="'--at'") from None
+
+    async def work(store: CallbackStore, _: Settings) -> tuple[CallbackRecord, bool]:
+        if await store.on_dnc(e164):
+            raise click.ClickException(f"{e164} is on the do-not-call list")
+        calendars: Calendars = ctx.obj["calendars"](settings, store.engine)
+        try:
+            calendar = await calendars.get(cb.calendar or None)
+        except KeyError as exc:
+            raise click.ClickException(f"callbacks.calendar: {exc.args[0]}") from None
+        when = at if at.tzinfo is not None else at.replace(tzinfo=calendar.tz)
+        now = datetime.now(UTC)
+        try:
+            booking = book(when, window, now, calendar)
+        except BookingRefused as exc:
+            raise click.ClickException(f"not booked: {exc}") from None
+        return await store.request(
+            call_id=f"cli-{uuid.uuid4().hex[:12]}", number=e164, queue=queue,
+            arrived_at=booking.at, now=now, promised=(booking.at, booking.until),
+            expires_at=booking.until, due_at=booking.at, owner_agent=owner, note=note)
+
+    record, new = _run(ctx, work)
+    if not new:
+        raise click.ClickException(f"{e164} already has a live callback in {queue}: "
+                                   f"{_line(record)} (cancel it first to agree a new time)")
+    click.echo(f"scheduled: {_line(record)}")
+
+
+@callbacks.command("missed")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100000))
+@click.pass_context
+def missed(ctx: click.Context, as_json: bool, limit: int) -> None:
+    """Broken promises: scheduled callbacks whose window passed without a conversation."""
+    found = _run(ctx, lambda store, _: store.find([State.EXPIRED], limit, scheduled=True))
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in found], indent=1))
+        return
+    for record in found:
+        click.echo(_line(record))
+    if not found:
+        click.echo("no missed scheduled callbacks")
 
 
 def _e164(settings: Settings, number: str) -> str:

@@ -90,6 +90,7 @@ class Dialer:
         self.watching: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
         self.note_kept_warned = False
+        self.calendar_problem_logged = False
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -141,16 +142,43 @@ class Dialer:
         view = self.queues.view(queue) if self.queues is not None else None
         if view is None or self.queues is None or not self.queues.fresh:
             return  # blind without the queue state: no new placeholders
+        if not await self._calendar_open(now):
+            return  # nobody is called outside the callback calendar; they wait for it
         standing = await self.store.count_in(queue, State.QUEUED)
         wanted = placeholders_wanted(view.logged_in, self.cb.max_waiting_per_agent, standing)
         if not wanted:
             return
         for record in await self.store.take_turns(queue, wanted, utc_at(now)):
+            if record.scheduled:
+                # An agreed time: first in line once due (it was never in the queue).
+                self._start(record, 1)
+                continue
             ahead = await self.store.count_ahead(queue, record.arrived_at,
                                                  states=(State.QUEUED,)) - 1
             position = position_in_queue(view, record.arrived_at.timestamp(), now,
                                          self.queues.now(), max(0, ahead), PLACEHOLDER_CONTEXT)
             self._start(record, position)
+
+    async def _calendar_open(self, now: float) -> bool:
+        """Inside `callbacks.calendar` (always, when none is named). An unknown name
+        dials nobody (a config mistake must not ring customers at night)."""
+        name = self.cb.calendar
+        if not name:
+            return True
+        if self.parts.calendars is None:
+            self._calendar_problem(f"calendar {name!r} named but the calendar feature is off")
+            return False
+        try:
+            calendar = await self.parts.calendars.get(name)
+        except KeyError:
+            self._calendar_problem(f"no calendar {name!r} ([calendar.{name}] in the config)")
+            return False
+        return calendar.is_open(utc_at(now)).open
+
+    def _calendar_problem(self, text: str) -> None:
+        if not self.calendar_problem_logged:
+            self.calendar_problem_logged = True
+            log.error("callback_calendar_unknown %s: no callback is dialled", text)
 
     def _start(self, record: CallbackRecord, position: int) -> None:
         async def with_ids() -> None:

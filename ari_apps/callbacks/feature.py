@@ -23,7 +23,7 @@ def enabled(settings: Settings) -> bool:
 def start(ctx: ServiceContext) -> Contribution:
     cb = ctx.settings.section(CallbackSettings)
     parts = CallbackParts(ctx.settings, cb, CallbackStore(ctx.engine, cb.node, cb.lease),
-                          ctx.queues)
+                          ctx.queues, calendars=ctx.calendars)
     dialer = Dialer(parts)
     app = CallbackApp(OfferFlow(parts), dialer)
     return Contribution(stasis=[(ctx.ari(cb.app), app)], tasks=[dialer.run])

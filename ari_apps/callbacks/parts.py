@@ -10,6 +10,7 @@ from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackStore
 from nohold.ami.queues import QueueMonitor
 from nohold.config import Settings
+from nohold.feature import Calendars
 
 
 @dataclass
@@ -19,6 +20,7 @@ class CallbackParts:
     store: CallbackStore
     queues: QueueMonitor | None
     clock: Callable[[], float] = field(default=time.time)
+    calendars: Calendars | None = None
 
     def media(self, prompt: str) -> str:
         return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"

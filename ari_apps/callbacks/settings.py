@@ -83,6 +83,9 @@ class CallbackSettings:
     default_handle_time: float = 300.0
     lease: float = 30.0
     amd: bool = False
+    # The named business calendar that bounds dialling ("" = not bounded; scheduled
+    # callbacks are then booked against the calendar's default one).
+    calendar: str = ""
     offer_prompt: str = "callback_offer"
     number_is_prompt: str = "callback_number_is"
     confirm_prompt: str = "callback_confirm"
@@ -102,6 +105,9 @@ class CallbackSettings:
     @property
     def numbers(self) -> NumberPolicy:
         return NumberPolicy(self.default_region, self.allowed_numbers)
+
+
+CALENDAR_NAME = re.compile(r"^([a-z0-9_-]{1,32})?$")
 
 
 def parse_callbacks(t: Table, env: Mapping[str, str]) -> CallbackSettings:
@@ -159,6 +165,8 @@ def parse_callbacks(t: Table, env: Mapping[str, str]) -> CallbackSettings:
         default_handle_time=bounded(t, "default_handle_time", 300.0, 10.0, 7200.0),
         lease=bounded(t, "lease", 30.0, 5.0, 600.0),
         amd=t.get("amd", bool, False),
+        calendar=matching(t, "calendar", "", CALENDAR_NAME,
+                          "a calendar name ([calendar.<name>]: a-z, 0-9, _ or -) or \"\""),
         **{name: t.get(name, str, getattr(CallbackSettings, name)) for name in PROMPTS},
     )
     t.done()
