@@ -381,12 +381,13 @@ def start_cb_box(agents: int = 1, offer_every: int = FREQUENCY,
 
 @asynccontextmanager
 async def open_bed(box: Sandbox, tmp_path: Path, callbacks: dict[str, Any] | None = None,
-                   agents: int = 1, database_url: str | None = None) -> AsyncIterator[Bed]:
+                   agents: int = 1, database_url: str | None = None,
+                   sections: dict[str, Any] | None = None) -> AsyncIterator[Bed]:
     """The recorder, the database, every agent paused, and `nohold run` ready
     (`callbacks`: overrides of CALLBACKS; `database_url`: else SQLite in tmp_path).
     At the end every nohold process is stopped, and none may have logged a problem."""
     async with AsteriskEvents(box) as rec:
-        sections: dict[str, Any] = {"callbacks": {**CALLBACKS, **(callbacks or {})}}
+        sections = {**(sections or {}), "callbacks": {**CALLBACKS, **(callbacks or {})}}
         if database_url is not None:
             sections["database"] = {"url": database_url}
         config = write_config(box, tmp_path / "nohold.toml", sections)

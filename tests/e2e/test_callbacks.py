@@ -16,6 +16,7 @@ are on events with bounded timeouts, never sleeps.
 # ruff: noqa: E501
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,9 +41,11 @@ from tests.e2e.callback_bed import (
     open_bed,
     placeholder_of,
     prompt_started,
+    short_call,
     start_cb_box,
 )
 from tests.support.asterisk_events import ami, ari
+from tests.support.nohold_process import run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -320,3 +323,38 @@ async def test_answering_machine_ends_its_leg_the_agent_is_told_and_the_attempt_
             "target_uri"] == f"channel:{leg.channel_id}") == 0, bed.context()
         # app_amd decided, and the leg went the machine's way (Asterisk's own log).
         assert log_lines(bed.box, "[s@nohold-callback-machine:1]"), bed.box.log_tail(80)
+
+
+# -- a callback at an agreed time (calendar issue §2) --------------------------------------
+ALWAYS = {day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+async def test_a_booked_callback_is_dialled_agent_first_at_the_agreed_time_never_before(
+        cb_box: Sandbox, tmp_path: Path) -> None:
+    number = short_call(41)  # answers after 0.5 s of ringing, hangs up 1 s later
+    async with open_bed(cb_box, tmp_path, {"calendar": "desk"},
+                        sections={"calendar": {"default": "desk", "desk": ALWAYS}}) as bed:
+        await bed.pause(False)  # a free agent: only the agreed time holds the call back
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
+        added = await asyncio.to_thread(
+            run_cli, bed.nohold.config, "callbacks", "add", "--number", number, "--at",
+            at.isoformat(), "--window", "5m", "--owner", "Agent A", "--note", "line check")
+        assert added.returncode == 0, added.stdout + added.stderr
+        (row,) = await bed.rows()
+        assert (row.scheduled, row.due_at, row.owner_agent) == (True, at, "Agent A"), row
+        join = await bed.rec.wait(lambda e: ami("QueueCallerJoin", Queue=QUEUE)(e)
+                                  and placeholder_of(row.id)(e), 20,
+                                  what="the placeholder at the agreed time")
+        leg = await bed.rec.wait(customer_leg(number), 15, join.seq, what="the customer's leg")
+        # Never before the agreed time (Asterisk's clock is this host's), and punctual.
+        assert join.ts >= at.timestamp(), (join.ts, at)
+        assert leg.ts - at.timestamp() < 5, leg.ts - at.timestamp()
+        # Agent first: the agent's side is in the bridge before the customer's leg exists.
+        entered = bed.rec.find(lambda e: ari("ChannelEnteredBridge")(e)
+                               and placeholder_of(row.id)(e) and not e.channel_id.endswith("-q"))
+        assert entered and entered[0].seq < leg.seq, bed.context()
+        done = await bed.row_becomes(row.id, lambda r: r.state.value == "completed", 20,
+                                     "completed")
+        assert [(a.attempt, a.outcome) for a in await bed.attempts(row.id)] == [
+            (1, "talked")], done
+        assert bed.rec.count(customer_leg(number)) == 1
