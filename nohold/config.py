@@ -53,6 +53,9 @@ DEFAULT_PROMPT_TEXTS: dict[str, str] = {
     "callback_already": "You are already on our list, and you keep your place.",
     "callback_refused": "Sorry, we cannot call this number back.",
     "callback_whisper": "Callback. The customer waited",
+    "callback_whisper_owner": "A callback you promised. The customer is being called now.",
+    "callback_whisper_taken": ("A callback another agent promised, for you to take. "
+                               "The customer is being called now."),
     "callback_info": "This is Example Net returning your call. We lost our consultant's "
     "line. We will call you again shortly.",
     "callback_not_reached": "The customer could not be reached. We will try again later.",

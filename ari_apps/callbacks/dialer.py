@@ -51,6 +51,7 @@ from nohold.decisions.callbacks import (
 )
 from nohold.decisions.dial import DialOutcome
 from nohold.decisions.numbers import NumberRefused
+from nohold.decisions.queue_state import QueueMember
 
 log = logging.getLogger("nohold.callbacks")
 
@@ -199,6 +200,11 @@ class Dialer:
         placeholder_id = f"{PLACEHOLDER_PREFIX}{record.id}-{token}"
         agent: Channel | None = None
         try:
+            if record.scheduled and record.owner_agent:
+                agent = await self._owner_first(record)
+                if agent is not None:
+                    await self.agent_connected(record, agent, owner=record.owner_agent)
+                    return
             agent = await self.rt.create_channel(
                 f"Local/s@{PLACEHOLDER_CONTEXT}/n", channel_id=placeholder_id,
                 other_channel_id=f"{placeholder_id}-q", app_args=("placeholder", str(record.id)),
@@ -225,6 +231,39 @@ class Dialer:
                 with contextlib.suppress(AriError):
                     await agent.hangup()
 
+    async def _owner_first(self, record: CallbackRecord) -> Channel | None:
+        """The agent who promised the call, rung directly while the grace lasts: each
+        time the queue state shows them free (logged in, not paused, not on a call).
+        None once the grace is over (the queue's next free agent takes it)."""
+        assert self.rt is not None
+        due = (record.due_at or record.arrived_at).timestamp()
+        while self.clock() < due + self.cb.owner_grace:
+            member = self._member(record.queue, record.owner_agent)
+            if member is not None and member.available and not member.in_call:
+                token = uuid.uuid4().hex[:8]
+                agent = await self.rt.create_channel(
+                    member.interface, channel_id=f"{PLACEHOLDER_PREFIX}{record.id}-{token}",
+                    app_args=("owner", str(record.id)))
+                await agent.dial(self.cb.ring_timeout)
+                log.info("callback_owner_ringing callback=%s agent=%s", record.id,
+                         record.owner_agent)
+                await _first(agent.up, agent.gone)
+                if agent.up.is_set():
+                    return agent
+                with contextlib.suppress(AriError):
+                    await agent.hangup()
+            await asyncio.sleep(TICK)
+        log.info("callback_owner_grace_over callback=%s owner=%s: the queue takes it",
+                 record.id, record.owner_agent)
+        return None
+
+    def _member(self, queue: str, who: str) -> QueueMember | None:
+        """A member of `queue` by name (MemberName) or interface."""
+        view = self.queues.view(queue) if self.queues is not None else None
+        if view is None:
+            return None
+        return next((m for m in view.members.values() if who in (m.name, m.interface)), None)
+
     async def _back_in_line(self, record: CallbackRecord, reason: str) -> None:
         """The placeholder left the queue without an agent: pending again, same arrival."""
         now = utc_at(self.clock())
@@ -238,7 +277,8 @@ class Dialer:
                 log.exception("callback_back_in_line_failed callback=%s", record.id)
                 return
 
-    async def agent_connected(self, record: CallbackRecord, agent: Channel) -> None:
+    async def agent_connected(self, record: CallbackRecord, agent: Channel,
+                              owner: str = "") -> None:
         assert self.rt is not None
         now = self.clock()
         connected = await self.store.move(record.id, State.QUEUED, State.AGENT_CONNECTED,
@@ -247,8 +287,8 @@ class Dialer:
             log.info("callback_not_ours callback=%s: releasing the agent", record.id)
             return
         # The placeholder's queue half (otherChannelId) is the caller app_queue saw.
-        who = (self.queues.agent_for(f"{agent.id}-q") if self.queues is not None else "") \
-            or agent.connected
+        who = owner or (self.queues.agent_for(f"{agent.id}-q") if self.queues is not None
+                        else "") or agent.connected
         log.info("callback_agent_connected callback=%s agent=%s", record.id, who or "-")
         refusal = await self._refusal(connected, now)
         if refusal is not None:
@@ -273,7 +313,7 @@ class Dialer:
             # The whisper plays while the customer's phone starts ringing (the ring
             # tone queues behind it on the agent's channel): the agent does not idle
             # through it, and it is cut short if the customer answers first.
-            whisper = asyncio.ensure_future(self.whisper(agent, connected, now))
+            whisper = asyncio.ensure_future(self.whisper(agent, connected, now, bool(owner)))
             try:
                 await self.attempt(dialling, agent, bridge, whisper)
             finally:
@@ -295,11 +335,19 @@ class Dialer:
             return "do_not_call"
         return None
 
-    async def whisper(self, agent: Channel, record: CallbackRecord, now: float) -> None:
-        waited = max(1, round((now - record.arrived_at.timestamp()) / 60))
+    async def whisper(self, agent: Channel, record: CallbackRecord, now: float,
+                      owner: bool = False) -> None:
+        if record.scheduled and record.owner_agent:
+            # Who promised it: this agent, or another whose grace ran out.
+            said: tuple[str, ...] = (self.media(self.cb.whisper_owner_prompt if owner
+                                                else self.cb.whisper_taken_prompt),)
+        elif record.scheduled:
+            said = (self.media(self.cb.whisper_owner_prompt),)
+        else:
+            waited = max(1, round((now - record.arrived_at.timestamp()) / 60))
+            said = (self.media(self.cb.whisper_prompt), f"number:{waited}", "sound:minutes")
         try:
-            for media in (self.media(self.cb.whisper_prompt), f"number:{waited}",
-                          "sound:minutes"):
+            for media in said:
                 await agent.play(media, interruptible=False)
         except CallerHungUp:
             return  # the attempt sees the agent gone

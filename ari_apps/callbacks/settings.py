@@ -40,7 +40,8 @@ OUTBOUND = re.compile(r"^(context:[A-Za-z0-9_+.-]{1,79}"
 
 PROMPTS = ("offer_prompt", "number_is_prompt", "confirm_prompt", "enter_number_prompt",
            "promise_prompt", "minutes_prompt", "already_prompt", "refused_prompt",
-           "whisper_prompt", "info_prompt", "agent_outcome_prompt")
+           "whisper_prompt", "info_prompt", "agent_outcome_prompt", "whisper_owner_prompt",
+           "whisper_taken_prompt")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,9 @@ class CallbackSettings:
     # The named business calendar that bounds dialling ("" = not bounded; scheduled
     # callbacks are then booked against the calendar's default one).
     calendar: str = ""
+    # A callback at an agreed time rings the agent who promised it first; after this
+    # long past the time without them, the queue's next free agent takes it.
+    owner_grace: float = 300.0
     offer_prompt: str = "callback_offer"
     number_is_prompt: str = "callback_number_is"
     confirm_prompt: str = "callback_confirm"
@@ -95,6 +99,8 @@ class CallbackSettings:
     already_prompt: str = "callback_already"
     refused_prompt: str = "callback_refused"
     whisper_prompt: str = "callback_whisper"
+    whisper_owner_prompt: str = "callback_whisper_owner"  # to the agent who promised it
+    whisper_taken_prompt: str = "callback_whisper_taken"  # to another, after owner_grace
     info_prompt: str = "callback_info"
     agent_outcome_prompt: str = "callback_not_reached"
 
@@ -165,6 +171,7 @@ def parse_callbacks(t: Table, env: Mapping[str, str]) -> CallbackSettings:
         default_handle_time=bounded(t, "default_handle_time", 300.0, 10.0, 7200.0),
         lease=bounded(t, "lease", 30.0, 5.0, 600.0),
         amd=t.get("amd", bool, False),
+        owner_grace=bounded(t, "owner_grace", 300.0, 0.0, 3600.0),
         calendar=matching(t, "calendar", "", CALENDAR_NAME,
                           "a calendar name ([calendar.<name>]: a-z, 0-9, _ or -) or \"\""),
         **{name: t.get(name, str, getattr(CallbackSettings, name)) for name in PROMPTS},

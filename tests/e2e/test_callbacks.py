@@ -17,7 +17,7 @@ are on events with bounded timeouts, never sleeps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,7 +44,7 @@ from tests.e2e.callback_bed import (
     short_call,
     start_cb_box,
 )
-from tests.support.asterisk_events import ami, ari
+from tests.support.asterisk_events import Ev, ami, ari
 from tests.support.nohold_process import run_cli
 
 pytestmark = pytest.mark.e2e
@@ -338,10 +338,10 @@ async def test_a_booked_callback_is_dialled_agent_first_at_the_agreed_time_never
         at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=6)
         added = await asyncio.to_thread(
             run_cli, bed.nohold.config, "callbacks", "add", "--number", number, "--at",
-            at.isoformat(), "--window", "5m", "--owner", "Agent A", "--note", "line check")
+            at.isoformat(), "--window", "5m", "--note", "line check")
         assert added.returncode == 0, added.stdout + added.stderr
         (row,) = await bed.rows()
-        assert (row.scheduled, row.due_at, row.owner_agent) == (True, at, "Agent A"), row
+        assert (row.scheduled, row.due_at, row.note) == (True, at, "line check"), row
         join = await bed.rec.wait(lambda e: ami("QueueCallerJoin", Queue=QUEUE)(e)
                                   and placeholder_of(row.id)(e), 20,
                                   what="the placeholder at the agreed time")
@@ -358,3 +358,71 @@ async def test_a_booked_callback_is_dialled_agent_first_at_the_agreed_time_never
         assert [(a.attempt, a.outcome) for a in await bed.attempts(row.id)] == [
             (1, "talked")], done
         assert bed.rec.count(customer_leg(number)) == 1
+
+
+@pytest.fixture
+def two_agents() -> Iterator[Sandbox]:
+    box = start_cb_box(agents=2)
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+async def test_the_agent_who_promised_is_rung_first_and_after_the_grace_the_queue_takes_it(
+        two_agents: Sandbox, tmp_path: Path) -> None:
+    async with open_bed(two_agents, tmp_path, {"calendar": "desk", "owner_grace": 3},
+                        agents=2,
+                        sections={"calendar": {"default": "desk", "desk": ALWAYS}}) as bed:
+        await bed.pause(False)
+
+        async def book(number: str, owner: str) -> tuple[int, datetime]:
+            at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+            added = await asyncio.to_thread(
+                run_cli, bed.nohold.config, "callbacks", "add", "--number", number, "--at",
+                at.isoformat(), "--window", "5m", "--owner", owner)
+            assert added.returncode == 0, added.stdout + added.stderr
+            row = next(r for r in await bed.rows() if r.number == f"+48{number}")
+            return row.id, at
+
+        def whisper(suffix: str, channel_prefix: str) -> Callable[[Ev], bool]:
+            return lambda e: (ari("PlaybackStarted")(e)
+                              and e.data["playback"]["media_uri"].endswith(suffix)
+                              and e.data["playback"]["target_uri"].startswith(
+                                  f"channel:{channel_prefix}"))
+
+        # 1. The owner (Agent B) is free at the agreed time: nohold rings B directly.
+        mark = len(bed.rec.events)
+        first, at = await book(short_call(51), "Agent B")
+        rung = await bed.rec.wait(lambda e: ari("ChannelCreated")(e)
+                                  and e.channel_id.startswith(f"cb-{first}-")
+                                  and e.channel_name.startswith("Local/cbb@cb-agents"), 20,
+                                  mark, what="Agent B rung directly")
+        assert rung.ts >= at.timestamp()
+        await bed.rec.wait(whisper("/callback_whisper_owner", f"cb-{first}-"), 15, rung.seq,
+                           what="the owner's whisper")
+        await bed.rec.wait(customer_leg(short_call(51)), 15, rung.seq, what="the customer")
+        done = await bed.row_becomes(first, lambda r: r.state.value == "completed", 20,
+                                     "completed")
+        assert [(a.outcome, a.agent) for a in await bed.attempts(first)] == [
+            ("talked", "Agent B")], done
+        assert not bed.rec.find(lambda e: ami("QueueCallerJoin", Queue=QUEUE)(e)
+                                and placeholder_of(first)(e), mark), "never through the queue"
+
+        # 2. The owner is away (paused): after owner_grace the queue's free agent (A) takes it.
+        await bed.rec.action("QueuePause", Queue=QUEUE, Interface=bed.agents[1], Paused="true")
+        mark = len(bed.rec.events)
+        second, at = await book(short_call(52), "Agent B")
+        join = await bed.rec.wait(lambda e: ami("QueueCallerJoin", Queue=QUEUE)(e)
+                                  and placeholder_of(second)(e), 20, mark,
+                                  what="the placeholder after the grace")
+        assert join.ts >= at.timestamp() + 3 - 0.5, (join.ts, at)
+        connect = await bed.rec.wait(ami("AgentConnect", Queue=QUEUE), 15, join.seq,
+                                     what="an agent of the queue")
+        assert connect.data.get("MemberName") == "Agent A", connect.data
+        await bed.rec.wait(whisper("/callback_whisper_taken", f"cb-{second}-"), 15, join.seq,
+                           what="the whisper saying another agent promised it")
+        await bed.row_becomes(second, lambda r: r.state.value == "completed", 20, "completed")
+        assert not bed.rec.find(lambda e: ari("ChannelCreated")(e)
+                                and e.channel_id.startswith(f"cb-{second}-")
+                                and e.channel_name.startswith("Local/cbb@cb-agents"), mark)
