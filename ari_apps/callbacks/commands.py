@@ -78,14 +78,18 @@ def callbacks() -> None:
 def list_callbacks(ctx: click.Context, everything: bool, as_json: bool, limit: int) -> None:
     """Live callbacks (oldest arrival first)."""
     states = None if everything else sorted(LIVE)
-    found = _run(ctx, lambda store, _: store.find(states, limit))
+    _print(_run(ctx, lambda store, _: store.find(states, limit)), as_json,
+           "no callbacks" if everything else "no live callbacks")
+
+
+def _print(found: list[CallbackRecord], as_json: bool, none: str) -> None:
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in found], indent=1))
         return
     for record in found:
         click.echo(_line(record))
     if not found:
-        click.echo("no callbacks" if everything else "no live callbacks")
+        click.echo(none)
 
 
 @callbacks.command("show")
@@ -215,14 +219,8 @@ def add(ctx: click.Context, number: str, at_text: str, window_text: str, queue: 
 @click.pass_context
 def missed(ctx: click.Context, as_json: bool, limit: int) -> None:
     """Broken promises: scheduled callbacks whose window passed without a conversation."""
-    found = _run(ctx, lambda store, _: store.find([State.EXPIRED], limit, scheduled=True))
-    if as_json:
-        click.echo(json.dumps([r.as_dict() for r in found], indent=1))
-        return
-    for record in found:
-        click.echo(_line(record))
-    if not found:
-        click.echo("no missed scheduled callbacks")
+    _print(_run(ctx, lambda store, _: store.find([State.EXPIRED], limit, scheduled=True)),
+           as_json, "no missed scheduled callbacks")
 
 
 def _e164(settings: Settings, number: str) -> str:

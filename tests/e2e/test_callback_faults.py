@@ -171,17 +171,25 @@ async def test_kill_9_with_callbacks_standing_stands_each_once_again_and_complet
 
 
 # -- 2: kill -9 while dialling -----------------------------------------------------------
+async def ringing(bed: Bed, number: str) -> tuple[CallbackRecord, Ev]:
+    """One callback for `number`, its placeholder standing, the agent freed: returns it
+    and the customer's leg once the customer's phone rings."""
+    (row,) = await make_callbacks(bed, [number])
+    await bed.rec.wait(ph_join(row.id), 20, what="the placeholder standing")
+    mark = len(bed.rec.events)
+    await bed.pause(False)
+    leg = await bed.rec.wait(customer_leg(number), 30, mark, what="the customer's leg")
+    await bed.rec.wait(lambda e: ari("ChannelUserevent")(e)
+                       and e.data.get("eventname") == "CbCustomer", 10, leg.seq,
+                       what="the customer's phone ringing")
+    return row, leg
+
+
+
 async def test_kill_9_while_the_customer_rings_ends_the_attempt_interrupted_and_retries(
         cb_box: Sandbox, tmp_path: Path) -> None:
     async with open_bed(cb_box, tmp_path, {"node": NODE}) as bed:
-        (row,) = await make_callbacks(bed, [NO_ANSWER])
-        await bed.rec.wait(ph_join(row.id), 20, what="the placeholder standing")
-        mark = len(bed.rec.events)
-        await bed.pause(False)
-        leg = await bed.rec.wait(customer_leg(NO_ANSWER), 30, mark, what="the customer's leg")
-        await bed.rec.wait(lambda e: ari("ChannelUserevent")(e)
-                           and e.data.get("eventname") == "CbCustomer", 10, leg.seq,
-                           what="the customer's phone ringing")
+        row, leg = await ringing(bed, NO_ANSWER)
         assert (await bed.store.get(row.id)).state.value == "dialling"  # type: ignore[union-attr]
 
         kill(bed)
@@ -218,14 +226,7 @@ async def test_kill_9_while_the_customer_rings_who_then_talks_and_hangs_up_is_ne
     (the leg's hangup handler, AstDB): the restarted node ends the attempt as talked."""
     number = short_call(31)  # answers after 0.5 s of ringing, hangs up 1 s later
     async with open_bed(cb_box, tmp_path, {"node": NODE}) as bed:
-        (row,) = await make_callbacks(bed, [number])
-        await bed.rec.wait(ph_join(row.id), 20, what="the placeholder standing")
-        mark = len(bed.rec.events)
-        await bed.pause(False)
-        leg = await bed.rec.wait(customer_leg(number), 30, mark, what="the customer's leg")
-        await bed.rec.wait(lambda e: ari("ChannelUserevent")(e)
-                           and e.data.get("eventname") == "CbCustomer", 10, leg.seq,
-                           what="the customer's phone ringing")
+        row, leg = await ringing(bed, number)
         kill(bed)
         assert f"callback_talking callback={row.id}" not in bed.nohold.log(), \
             "killed before the answer" + bed.context()
