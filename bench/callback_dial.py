@@ -551,8 +551,10 @@ async def bench(box: Sandbox, work: Path, args: argparse.Namespace,
                     rec.events.clear()  # the next run's marks start again at 0
     out = report(floor, runs, args, version)
     if args.script_callers:
+        print(out, flush=True)  # (c) takes minutes more: what is measured is shown now
         print("(c) scripted run: running", flush=True)
-        out += "\n" + script_report(await run_script(work / "script", args), args)
+        await asyncio.to_thread((work / "script").mkdir, parents=True, exist_ok=True)
+        return script_report(await run_script(work / "script", args), args)
     return out
 
 
