@@ -77,6 +77,7 @@ class Channel:
         self.ringing = asyncio.Event()
         self.up = asyncio.Event()
         self.up_at = ""
+        self.ringing_at = ""
         self.entered_bridge_at = ""
         self.cause: int | None = None
         self.tech_cause: int | None = None
@@ -105,6 +106,8 @@ class Channel:
             if status:
                 self.dialstatus = status
             if status == "RINGING":
+                if not self.ringing.is_set():
+                    self.ringing_at = str(event.get("timestamp", ""))
                 self.ringing.set()
             self.dial_changed.set()
         elif kind == "ChannelEnteredBridge" and not self.entered_bridge_at:

@@ -388,11 +388,13 @@ async def run_script(work: Path, args: argparse.Namespace) -> list[Kept]:
     callbacks are then served, each customer talking `--talk` s. The callers' and
     agents' script is the only timing here (the arrival gaps are the script, not waits
     for an outcome)."""
+    await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
     box = start_cb_box(agents=args.script_agents)
     try:
-        async with open_bed(box, work, {"default_handle_time": args.talk + 1.5},
+        async with open_bed(box, work, {"default_handle_time": args.script_talk + 1.5},
                             agents=args.script_agents) as bed:
-            await bed.rec.action("Setvar", Variable="GLOBAL(CB_TALK)", Value=str(args.talk))
+            await bed.rec.action("Setvar", Variable="GLOBAL(CB_TALK)",
+                                 Value=str(args.script_talk))
             await bed.pause(False)
             live = []
             for i in range(args.script_agents):
@@ -421,7 +423,8 @@ async def kept(bed: Bed, args: argparse.Namespace) -> list[Kept]:
     out = []
     for row in rows:
         done = await bed.row_becomes(row.id, lambda r: r.state.value == "completed",
-                                     args.script_callers * (args.talk + 5) + 120, "completed")
+                                     args.script_callers * (args.script_talk + 5) + 120,
+                                     "completed")
         assert done.promised_earliest and done.promised_latest, done
         attempts = await bed.attempts(row.id)
         rang = next((a.customer_ring_at for a in attempts if a.customer_ring_at), None)
@@ -436,7 +439,7 @@ def script_report(kept: list[Kept], args: argparse.Namespace) -> str:
     inside = sum(k.inside for k in kept)
     lines = [f"\n(c) promises kept: {args.script_agents} agents busy with live callers for "
              f"{args.script_live:g} s; {args.script_callers} callers arrive {args.script_gap:g} s "
-             f"apart and take the offer; customers talk {args.talk:g} s",
+             f"apart and take the offer; customers talk {args.script_talk:g} s",
              f"inside the promised window: {inside}/{len(kept)} "
              f"({100 * inside / max(1, len(kept)):.0f}%)",
              "callback  window (s after the promise)  rang at"]
@@ -534,6 +537,8 @@ async def bench(box: Sandbox, work: Path, args: argparse.Namespace,
         await rec.action("Setvar", Variable="GLOBAL(CB_TALK)", Value=str(args.talk))
         info = await rec.ari.check()
         version = str(info.get("system", {}).get("version", "?"))
+        if not args.calls:  # (c) alone
+            return script_report(await run_script(work / "script", args), args)
         print("floor: running", flush=True)
         floor = await run_floor(box, rec, work / "floor", args, running)
         runs: list[tuple[Run, int]] = []
@@ -553,14 +558,14 @@ async def bench(box: Sandbox, work: Path, args: argparse.Namespace,
     if args.script_callers:
         print(out, flush=True)  # (c) takes minutes more: what is measured is shown now
         print("(c) scripted run: running", flush=True)
-        await asyncio.to_thread((work / "script").mkdir, parents=True, exist_ok=True)
         return script_report(await run_script(work / "script", args), args)
     return out
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, help="callbacks per run")
+    parser.add_argument("--calls", type=int, default=200,
+                        help="callbacks per run (0: only the scripted run (c))")
     parser.add_argument("--agents", type=int, default=20, choices=range(1, len(AGENTS) + 1),
                         metavar=f"1..{len(AGENTS)}", help="agents, so callbacks at once")
     parser.add_argument("--talk", type=float, default=2.0, help="customer talk time, s")
@@ -573,6 +578,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--script-agents", type=int, default=2, help="(c) agents")
     parser.add_argument("--script-gap", type=float, default=3.0,
                         help="(c) seconds between arrivals")
+    parser.add_argument("--script-talk", type=float, default=10.0,
+                        help="(c) customer talk time, s (the default handle time follows)")
     parser.add_argument("--script-live", type=float, default=30.0,
                         help="(c) seconds the agents talk with live callers first")
     parser.add_argument("--keep", action="store_true", help="keep the work dir")

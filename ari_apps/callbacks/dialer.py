@@ -30,6 +30,7 @@ import contextlib
 import logging
 import re
 import uuid
+from datetime import UTC, datetime
 
 from ari_apps.agent_first import CustomerLeg, dial_into_bridge, until_one_leaves
 from ari_apps.ari_client import AriError, AriNotFound
@@ -374,9 +375,12 @@ class Dialer:
                 # route's answering-machine detection runs and may note "machine".
                 variables={"__NOHOLD_CB_LEG": _leg_key(record.id, record.attempts),
                            "CHANNEL(hangup_handler_push)": f"{LEG_END_CONTEXT},s,1"})
+            rang = _asterisk_time(leg.channel.ringing_at) if leg.channel else None
+            if rang is not None:
+                times["customer_ring_at"] = rang
             if leg.outcome is DialOutcome.ANSWERED and leg.channel is not None:
                 whisper.cancel()  # the customer said hello: the agent must hear them
-                times = {"customer_answer_at": utc_at(self.clock())}
+                times["customer_answer_at"] = utc_at(self.clock())
                 if leg.answer_to_audio_ms is not None:
                     times["answer_to_audio_ms"] = leg.answer_to_audio_ms
                 await self._note_answer(record, times)
@@ -626,6 +630,14 @@ def _is_customer(callback_id: int, channel_id: str) -> bool:
 def _of(record: CallbackRecord, channels: dict[str, str]) -> list[str]:
     prefix = f"{PLACEHOLDER_PREFIX}{record.id}-"
     return sorted(i for i in channels if i.startswith(prefix))
+
+
+def _asterisk_time(stamp: str) -> datetime | None:
+    """An ARI event timestamp ("2026-12-03T08:40:33.944+0000"), or None."""
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
+    except ValueError:
+        return None
 
 
 def _leg_key(callback_id: int, attempt: int) -> str:

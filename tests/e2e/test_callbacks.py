@@ -219,6 +219,9 @@ async def test_placeholder_keeps_the_place_and_the_agent_is_bridged_before_the_c
     done = await bed.row_becomes(row.id, lambda r: r.state.value == "completed", 20, "completed")
     (attempt,) = await bed.attempts(row.id)
     assert attempt.customer_answer_at is not None and attempt.answer_to_audio_ms is not None, attempt
+    # The ring, from Asterisk's Dial RINGING: after the agent was up, before the answer.
+    assert attempt.customer_ring_at is not None and attempt.agent_up_at is not None, attempt
+    assert attempt.agent_up_at <= attempt.customer_ring_at <= attempt.customer_answer_at, attempt
     assert attempt.agent == "Agent A", attempt  # AgentConnect's MemberName
     assert done.attempts == 1, done
     # The invariant: never music on a customer's channel; the recorder does see music (B's).
