@@ -209,7 +209,10 @@ async def test_many_short_callers_do_not_wedge_asterisk(sandbox: Sandbox) -> Non
 
     async def subscribed_callers() -> list[str]:
         apps = await asyncio.wait_for(c.request("GET", "/applications"), 5)
-        return [a["name"] for a in apps if a["name"].startswith("nohold-caller-")
+        # What is still subscribed, to tell a leak from a slow unregister when it fails.
+        return [f"{a['name']} channels={a['channel_ids']} bridges={a['bridge_ids']} "
+                f"devices={a['device_names']} endpoints={a.get('endpoint_ids')}"
+                for a in apps if a["name"].startswith("nohold-caller-")
                 and (a["channel_ids"] or a["bridge_ids"] or a["device_names"])]
 
     # No caller app keeps its subscriptions once its socket is closed. Asterisk
