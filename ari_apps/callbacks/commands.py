@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from ari_apps.callbacks.booking import NotBooked, Request, schedule
 from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackRecord, CallbackStore, CannotCancel
 from callbackdb.engine import make_engine
 from nohold.config import Settings
 from nohold.decisions.callbacks import LIVE, State
 from nohold.decisions.numbers import NumberRefused
-from nohold.decisions.schedule import BookingRefused, book
 from nohold.feature import Calendars
 
 T = TypeVar("T")
@@ -170,45 +170,27 @@ def add(ctx: click.Context, number: str, at_text: str, window_text: str, queue: 
     """Schedule a callback at an agreed time, inside the callback calendar."""
     settings: Settings = ctx.obj["load_settings"]()
     cb = settings.section(CallbackSettings)
-    if not cb.queues:
-        raise click.ClickException("[callbacks] queues is empty: no queue to call from")
-    queue = queue or cb.queues[0]
-    if queue not in cb.queues:
-        raise click.BadParameter(f"{queue!r} is not one of callbacks.queues "
-                                 f"({', '.join(cb.queues)})", param_hint="'--queue'")
-    window = _duration(window_text)
-    try:
-        e164 = cb.numbers.check(number).e164
-    except NumberRefused as exc:
-        raise click.ClickException(f"{number!r} is not called back: {exc}") from None
     try:
         at = datetime.fromisoformat(at_text)
     except ValueError:
         raise click.BadParameter(f"{at_text!r}: expected an ISO time like 2026-12-04T18:30",
                                  param_hint="'--at'") from None
+    request = Request(number, at, _duration(window_text), queue, owner, note)
 
     async def work(store: CallbackStore, _: Settings) -> tuple[CallbackRecord, bool]:
-        if await store.on_dnc(e164):
-            raise click.ClickException(f"{e164} is on the do-not-call list")
         calendars: Calendars = ctx.obj["calendars"](settings, store.engine)
         try:
-            calendar = await calendars.get(cb.calendar or None)
-        except KeyError as exc:
-            raise click.ClickException(f"callbacks.calendar: {exc.args[0]}") from None
-        when = at if at.tzinfo is not None else at.replace(tzinfo=calendar.tz)
-        now = datetime.now(UTC)
-        try:
-            booking = book(when, window, now, calendar)
-        except BookingRefused as exc:
-            raise click.ClickException(f"not booked: {exc}") from None
-        return await store.request(
-            call_id=f"cli-{uuid.uuid4().hex[:12]}", number=e164, queue=queue,
-            arrived_at=booking.at, now=now, promised=(booking.at, booking.until),
-            expires_at=booking.until, due_at=booking.at, owner_agent=owner, note=note)
+            return await schedule(store, cb, calendars, request, now=datetime.now(UTC),
+                                  call_id=f"cli-{uuid.uuid4().hex[:12]}")
+        except NotBooked as exc:
+            if exc.field == "queue":
+                raise click.BadParameter(exc.reason, param_hint="'--queue'") from None
+            raise click.ClickException(str(exc)) from None
 
     record, new = _run(ctx, work)
     if not new:
-        raise click.ClickException(f"{e164} already has a live callback in {queue}: "
+        raise click.ClickException(f"{record.number} already has a live callback in "
+                                   f"{record.queue}: "
                                    f"{_line(record)} (cancel it first to agree a new time)")
     click.echo(f"scheduled: {_line(record)}")
 
