@@ -412,6 +412,18 @@ class CallbackStore:
         async with self._engine.connect() as conn:
             return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
 
+    async def booked_times(self, queue: str, start: datetime, end: datetime
+                           ) -> list[datetime]:
+        """The agreed times of the live scheduled callbacks of `queue` in [start, end):
+        what the slots a caller may choose are already holding."""
+        stmt = (select(Callback.promised_earliest)
+                .where(Callback.state.in_([s.value for s in LIVE]),
+                       Callback.scheduled.is_(True), Callback.queue == queue,
+                       Callback.promised_earliest >= start.astimezone(UTC),
+                       Callback.promised_earliest < end.astimezone(UTC)))
+        async with self._engine.connect() as conn:
+            return [_utc(t) for (t,) in (await conn.execute(stmt)).all()]
+
     # -- do not call --------------------------------------------------------------------
     async def dnc_add(self, number: str, now: datetime, note: str = "") -> bool:
         """True if added, False if it was listed already."""

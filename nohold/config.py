@@ -44,6 +44,26 @@ DEFAULT_PROMPT_TEXTS: dict[str, str] = {
     # whisper, and the information message if the agent is lost as the customer answers.
     "callback_offer": "To be called back instead of waiting, press 1. "
     "You keep your place in the queue.",
+    "callback_offer_or_time": "To be called back instead of waiting, press 1. "
+    "To choose a time for our call, press 2. You keep your place in the queue.",
+    # Choosing a time: "We can call you back: today, between 18 and 20, press 1. ..."
+    "callback_times": "We can call you back at these times.",
+    "callback_today": "today",
+    "callback_tomorrow": "tomorrow",
+    "callback_monday": "on Monday",
+    "callback_tuesday": "on Tuesday",
+    "callback_wednesday": "on Wednesday",
+    "callback_thursday": "on Thursday",
+    "callback_friday": "on Friday",
+    "callback_saturday": "on Saturday",
+    "callback_sunday": "on Sunday",
+    "callback_between": "between",
+    "callback_and": "and",
+    "callback_press": "press",
+    "callback_keep_waiting": "To keep your place in the queue, press 0.",
+    "callback_no_times": "Sorry, no time is free to choose. You keep your place in the queue.",
+    "callback_booked": "Thank you. We will call you back",
+    "callback_goodbye": "You can hang up now. Goodbye.",
     "callback_number_is": "We will call you back on",
     "callback_confirm": "If that is right, press 1. To enter another number, press 2.",
     "callback_enter_number": "Please enter the number to call you back on, "

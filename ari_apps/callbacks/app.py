@@ -25,7 +25,7 @@ class CallbackApp:
         self.dialer.rt = runtime
 
     async def run_call(self, ch: Channel) -> None:
-        if ch.args[:1] == ["offer"]:
+        if ch.args[:1] in (["offer"], ["offer-time"]):
             await self.offer.run(ch)
             return
         if ch.args[:1] == ["join"]:

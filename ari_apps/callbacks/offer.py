@@ -4,6 +4,11 @@ number to call (caller id, or keyed in) -> read back -> 1 to confirm, 2 to re-en
 -> the promise ("about 12 minutes") -> goodbye.   Anything else: back in the queue
 at their place (the dialplan after Stasis() does that; so does the fallback).
 
+The caller who pressed 2 (callbacks.slots configured): the next free times ("today
+between 18 and 20, press 1 ...", 0 keeps the place) -> a key chooses -> the number,
+as above -> booked at that time ("we will call you back tomorrow between 10 and 12")
+-> goodbye.  No free time, no choice, or no number: back in the queue at their place.
+
 Nothing the caller keys becomes part of a dial string unchecked: digits are
 bounded and pass the allow-list (nohold.decisions.numbers) before they are stored.
 """
@@ -11,8 +16,11 @@ bounded and pass the allow-list (nohold.decisions.numbers) before they are store
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
+from ari_apps.callbacks.booking import NotBooked, Request, callback_calendar, schedule
 from ari_apps.callbacks.parts import CallbackParts
+from ari_apps.callbacks.settings import DAY_PROMPTS
 from ari_apps.channel import Channel
 from callbackdb.callbacks import utc_at
 from nohold import logs
@@ -30,6 +38,7 @@ from nohold.decisions.callbacks import (
     serving,
 )
 from nohold.decisions.numbers import Dialable, NumberRefused
+from nohold.decisions.slots import Slot, candidate_slots, free_slots
 
 log = logging.getLogger("nohold.callbacks")
 
@@ -84,20 +93,27 @@ class OfferFlow:
                  "unknown" if estimate.seconds is None else f"{estimate.seconds:.0f}s")
         key = await ch.play(self.media(self.cb.offer_prompt), interruptible=True)
         key = key or await ch.next_key(KEY_TIMEOUT / 2)
+        if key == "2" and self.cb.slots:
+            await self.choose_time(ch, offer)
+            return
         if key != "1":
             await ch.continue_on()
             return
         await self.accepted(ch, offer)
 
     async def run(self, ch: Channel) -> None:
+        """From the queue: `offer,...` (pressed 1) or `offer-time,...` (pressed 2)."""
         try:
-            offer = read_offer_args(list(ch.args), self.cb.queues, self.clock())
+            offer = read_offer_args(["offer", *ch.args[1:]], self.cb.queues, self.clock())
         except BadOfferArgs as exc:
             log.warning("callback_offer_refused channel=%s reason=%s", ch.id, exc)
             await self.back_in_line(ch, None)
             return
         ch.call_id = offer.call_id or ch.call_id
         logs.call_id.set(ch.call_id)
+        if ch.args[:1] == ["offer-time"]:
+            await self.choose_time(ch, offer)
+            return
         await self.accepted(ch, offer)
 
     async def accepted(self, ch: Channel, offer: OfferArgs) -> None:
@@ -171,6 +187,103 @@ class OfferFlow:
             await ch.play(self.media(self.cb.already_prompt), interruptible=False)
         await ch.hangup()
 
+    # -- a time of the caller's choosing --------------------------------------------------
+    async def choose_time(self, ch: Channel, offer: OfferArgs) -> None:
+        log.info("callback_time_wanted channel=%s queue=%s", ch.id, offer.queue)
+        for _ in range(MAX_TRIES):
+            slots = await self.free_slots(offer.queue)
+            if not slots:
+                log.info("callback_no_free_time channel=%s queue=%s", ch.id, offer.queue)
+                await ch.play(self.media("callback_no_times"), interruptible=False)
+                break
+            slot = await self.pick(ch, slots)
+            if slot is None:
+                break
+            number = await self.number_to_call(ch)
+            if number is None:
+                break
+            if await self.book(ch, offer, slot, number):
+                return
+        await self.back_in_line(ch, offer)
+
+    async def free_slots(self, queue: str, count: int | None = None) -> list[Slot]:
+        now = utc_at(self.clock())
+        try:
+            calendar = await callback_calendar(self.cb, self.parts.calendars)
+        except NotBooked as exc:
+            log.error("callback_slots_unavailable reason=%s", exc)
+            return []
+        candidates = list(candidate_slots(
+            self.cb.slots, calendar, now, handle_time=self.cb.default_handle_time,
+            lead=timedelta(seconds=self.cb.slot_lead), days=self.cb.slots_days))
+        if not candidates:
+            return []
+        booked = await self.store.booked_times(queue, candidates[0].begins,
+                                               candidates[-1].ends)
+        return free_slots(candidates, booked, count or self.cb.slots_offered)
+
+    async def pick(self, ch: Channel, slots: list[Slot]) -> Slot | None:
+        """The times said once each with their key; 0 or silence: none."""
+        for _ in range(MAX_TRIES):
+            ch.discard_keys()
+            key = await ch.play(self.media("callback_times"), interruptible=True)
+            for n, slot in enumerate(slots, 1):
+                key = key or await self.say(ch, slot)
+                key = key or await ch.play(self.media("callback_press"), interruptible=True)
+                key = key or await ch.play(f"digits:{n}", interruptible=True)
+            key = key or await ch.play(self.media("callback_keep_waiting"), interruptible=True)
+            key = key or await ch.next_key(KEY_TIMEOUT)
+            if key is None or key == "0":
+                return None
+            if key.isdigit() and 1 <= int(key) <= len(slots):
+                return slots[int(key) - 1]
+        return None
+
+    async def say(self, ch: Channel, slot: Slot) -> str | None:
+        """ "tomorrow between 10 and 12" (Asterisk says the numbers in the channel's
+        language); minutes are said only when a time has them."""
+        at, ends = slot.wall(slot.at), slot.wall(slot.ends)
+        day = DAY_PROMPTS[slot.day] if slot.day < 2 else DAY_PROMPTS[2 + at.weekday()]
+        parts = [self.media(day), self.media("callback_between"), *_clock(at),
+                 self.media("callback_and"), *_clock(ends)]
+        for media in parts:
+            key = await ch.play(media, interruptible=True)
+            if key:
+                return key
+        return None
+
+    async def book(self, ch: Channel, offer: OfferArgs, slot: Slot, number: Dialable) -> bool:
+        """Books the chosen time; False when it cannot be (taken meanwhile, or refused):
+        the caller hears the times again."""
+        # Another caller may have taken its last place while this one keyed their number.
+        fresh = [s for s in await self.free_slots(offer.queue, 1000) if s.begins == slot.begins]
+        if not fresh:
+            log.info("callback_slot_taken channel=%s slot=%s", ch.id, slot.at.isoformat())
+            await ch.play(self.media("callback_no_times"), interruptible=False)
+            return False
+        slot = fresh[0]
+        try:
+            record, created = await schedule(
+                self.store, self.cb, self.parts.calendars,
+                Request(number.e164, slot.at, slot.window, offer.queue),
+                now=utc_at(self.clock()), call_id=ch.call_id)
+        except NotBooked as exc:
+            log.info("callback_time_refused channel=%s field=%s reason=%s", ch.id, exc.field,
+                     exc.reason)
+            await ch.play(self.media(self.cb.refused_prompt), interruptible=False)
+            return False
+        log.info("callback_booked callback=%s channel=%s queue=%s at=%s until=%s created=%s",
+                 record.id, ch.id, offer.queue, slot.at.isoformat(), slot.ends.isoformat(),
+                 created)
+        if created:
+            await ch.play(self.media("callback_booked"), interruptible=False)
+            await self.say(ch, slot)
+            await ch.play(self.media("callback_goodbye"), interruptible=False)
+        else:
+            await ch.play(self.media(self.cb.already_prompt), interruptible=False)
+        await ch.hangup()
+        return True
+
     async def window(self, offer: OfferArgs, now: float) -> Window:
         return promise_window(await self.estimate(offer, now))
 
@@ -197,3 +310,7 @@ class OfferFlow:
     @staticmethod
     def back_in_line_location() -> tuple[str, str, int]:
         return (OFFER_CONTEXT, "back", 1)
+
+
+def _clock(t: datetime) -> list[str]:
+    return [f"number:{t.hour}"] + ([f"number:{t.minute}"] if t.minute else [])

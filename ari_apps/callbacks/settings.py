@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nohold.ami.settings import AmiSettings
 from nohold.config import (
@@ -27,7 +27,9 @@ from nohold.config import (
     text,
 )
 from nohold.decisions.callbacks import AttemptPolicy
+from nohold.decisions.hours import parse_window
 from nohold.decisions.numbers import DIAL_FORMATS, AllowRule, NumberPolicy, parse_rule
+from nohold.decisions.slots import SlotRule, slot_problem
 
 # The company's number as the customer sees it: digits, optional leading +.
 CALLER_ID = re.compile(r"^\+?[0-9]{3,15}$")
@@ -42,6 +44,15 @@ PROMPTS = ("offer_prompt", "number_is_prompt", "confirm_prompt", "enter_number_p
            "promise_prompt", "minutes_prompt", "already_prompt", "refused_prompt",
            "whisper_prompt", "info_prompt", "agent_outcome_prompt", "whisper_owner_prompt",
            "whisper_taken_prompt")
+
+# What a caller choosing a time hears ([prompts.texts] changes the words): the times
+# are said as "<day> between <hour> and <hour>", the hours by Asterisk (number:).
+DAY_PROMPTS = ("callback_today", "callback_tomorrow", "callback_monday", "callback_tuesday",
+               "callback_wednesday", "callback_thursday", "callback_friday",
+               "callback_saturday", "callback_sunday")
+SLOT_PROMPTS = ("callback_times", "callback_between", "callback_and", "callback_press",
+                "callback_keep_waiting", "callback_no_times", "callback_booked",
+                "callback_goodbye", *DAY_PROMPTS)
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,13 @@ class CallbackSettings:
     # A callback at an agreed time rings the agent who promised it first; after this
     # long past the time without them, the queue's next free agent takes it.
     owner_grace: float = 300.0
+    # "Press 2 to choose a time": the day's slots with the agents expected then (none:
+    # no choice is offered), how many free ones a caller hears, how many days ahead,
+    # and how soon a slot may start to be offered.
+    slots: tuple[SlotRule, ...] = ()
+    slots_offered: int = 3
+    slots_days: int = 7
+    slot_lead: float = 900.0
     offer_prompt: str = "callback_offer"
     number_is_prompt: str = "callback_number_is"
     confirm_prompt: str = "callback_confirm"
@@ -174,15 +192,44 @@ def parse_callbacks(t: Table, env: Mapping[str, str]) -> CallbackSettings:
         owner_grace=bounded(t, "owner_grace", 300.0, 0.0, 3600.0),
         calendar=matching(t, "calendar", "", CALENDAR_NAME,
                           "a calendar name ([calendar.<name>]: a-z, 0-9, _ or -) or \"\""),
+        slots=_slots(t),
+        slots_offered=t.integer("slots_offered", 3, 1, 5),
+        slots_days=t.integer("slots_days", 7, 0, 30),
+        slot_lead=bounded(t, "slot_lead", 900.0, 0.0, 86400.0),
         **{name: t.get(name, str, getattr(CallbackSettings, name)) for name in PROMPTS},
     )
+    if "offer_prompt" not in t.data and settings.slots:
+        # The queue's offer must tell the caller that 2 chooses a time.
+        settings = replace(settings, offer_prompt="callback_offer_or_time")
     t.done()
     return settings
+
+
+def _slots(t: Table) -> tuple[SlotRule, ...]:
+    rules = []
+    for i, entry in enumerate(t.get("slots", list, [])):
+        where = f"{t.key('slots')}[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{where} = {entry!r}: expected {{ window = \"18:00-20:00\", "
+                              "agents = 2 }")
+        slot = Table(entry, where)
+        try:
+            window = parse_window(slot.get("window", str, ""))
+        except ValueError as exc:
+            raise ConfigError(f"{slot.key('window')}: {exc}") from None
+        rules.append(SlotRule(window, slot.integer("agents", 1, 1, 1000)))
+        slot.done()
+    problem = slot_problem(rules)
+    if problem:
+        raise ConfigError(f"{t.key('slots')}: {problem}")
+    return tuple(sorted(rules, key=lambda r: r.window))
 
 
 def check_callbacks(cb: CallbackSettings, s: Settings) -> None:
     for name in PROMPTS:
         check_prompt_known(s, getattr(cb, name), f"callbacks.{name}")
+    for name in SLOT_PROMPTS if cb.slots else ():
+        check_prompt_known(s, name, "callbacks.slots")
     if not cb.enabled:
         return
     missing = [key for key, value in (("queues", cb.queues), ("caller_id", cb.caller_id),

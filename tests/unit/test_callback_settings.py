@@ -41,10 +41,27 @@ def test_off_by_default_with_the_documented_defaults():
     ({"node": "a b"}, "callbacks.node"),
     ({"offer_prompt": "nope"}, "prompt 'nope' is used"),
     ({"colour": "blue"}, "unknown key callbacks.colour"),
+    ({"slots": ["18:00-20:00"]}, r"callbacks.slots\[0\].*window = "),
+    ({"slots": [{"window": "20:00-18:00"}]}, r"callbacks.slots\[0\].window: .*ends before"),
+    ({"slots": [{"window": "18:00-20:00", "agents": 0}]}, r"slots\[0\].agents = 0"),
+    ({"slots": [{"window": "18:00-20:00", "people": 2}]}, r"unknown key .*slots\[0\].people"),
+    ({"slots": [{"window": "10:00-12:00"}, {"window": "11:00-13:00"}]}, "overlap"),
+    ({"slots": [{"window": "08:00-18:00"}]}, "5 minutes to 8 hours"),
+    ({"slots_offered": 9}, "slots_offered"),
 ])
 def test_bad_values_name_the_key_and_what_is_allowed(values, message):
     with pytest.raises(ConfigError, match=message):
         parsed(**values)
+
+
+def test_slots_are_sorted_and_make_the_offer_say_2_unless_the_admin_chose_a_prompt():
+    cb = parsed(slots=[{"window": "18:00-20:00"}, {"window": "10:00-12:00", "agents": 3}])
+    assert [(str(r.window), r.agents) for r in cb.slots] == [("10:00-12:00", 3),
+                                                             ("18:00-20:00", 1)]
+    assert (cb.offer_prompt, cb.slots_offered, cb.slots_days) == ("callback_offer_or_time", 3, 7)
+    assert parsed().offer_prompt == "callback_offer"
+    assert parsed(slots=[{"window": "18:00-20:00"}],
+                  offer_prompt="callback_offer").offer_prompt == "callback_offer"
 
 
 @pytest.mark.parametrize("missing", ["queues", "caller_id", "allowed_numbers"])
