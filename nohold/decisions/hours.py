@@ -359,6 +359,20 @@ class Calendar:
                 return
             yield lo, (b if hi is None or hi > b else hi)
 
+    def after_open_time(self, start: datetime, duration: timedelta) -> datetime:
+        """The instant at which `duration` of open time has passed since `start`: "four
+        working hours" from Friday 16:00 ends on Monday, never over the weekend or a
+        holiday. NoOpening if the calendar does not open enough within the horizon."""
+        left = duration
+        for lo, hi in self._open_from(_aware("start", start)):
+            if hi is None:  # open past the horizon: the rest fits
+                return lo + left
+            if hi - lo >= left:
+                return lo + left
+            left -= hi - lo
+        raise NoOpening(f"calendar {self.name!r}: not {duration} of open time within "
+                        f"{self.horizon_days} days of {start.isoformat()}")
+
     def is_working_day(self, day: date) -> bool:
         """Does the calendar open at all on this local day?"""
         return bool(self._day_open(day))

@@ -37,7 +37,7 @@ def to_toml(data: dict[str, Any]) -> str:
         if prefix and scalars:
             lines.append(f"[{prefix}]")
         for key, value in scalars.items():
-            lines.append(f"{_key(key)} = {json.dumps(value)}")
+            lines.append(f"{_key(key)} = {_value(value)}")
         if scalars:
             lines.append("")
         for key, value in tables.items():
@@ -45,6 +45,15 @@ def to_toml(data: dict[str, Any]) -> str:
 
     emit("", data)
     return "\n".join(lines) + "\n"
+
+
+def _value(value: Any) -> str:
+    # Tables inside lists are inline tables ({ window = "18:00-20:00", agents = 2 }).
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return json.dumps(value)
 
 
 def _key(key: str) -> str:

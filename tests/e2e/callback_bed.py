@@ -66,7 +66,7 @@ def scripted_call(n: int) -> str:
 
 
 def queues_conf(agents: int = 1, offer_every: int = FREQUENCY,
-                offer_after: int = START_DELAY) -> str:
+                offer_after: int = START_DELAY, offer: str = "callback_offer") -> str:
     """The queue with `agents` members, offering after `offer_after` s and then every
     `offer_every` s. app_queue rings
     no agent for a caller while it plays them the offer (about 6 s here), placeholders
@@ -80,6 +80,7 @@ def queues_conf(agents: int = 1, offer_every: int = FREQUENCY,
         # one wins): several callers are served one after another, not side by side.
         queues = queues.replace("strategy = ringall", "strategy = rrmemory")
     return (queues
+            .replace("@@PROMPTS@@/callback_offer\n", f"@@PROMPTS@@/{offer}\n")
             .replace(f"periodic-announce-frequency = {FREQUENCY}\n",
                      f"periodic-announce-frequency = {offer_every}\n")
             .replace(f"periodic-announce-startdelay = {START_DELAY}\n",
@@ -365,11 +366,12 @@ def _app_of(config: Path) -> str:
 
 
 def start_cb_box(agents: int = 1, offer_every: int = FREQUENCY,
-                 offer_after: int = START_DELAY) -> Sandbox:
-    """The sandbox of one test (stop it after); prompts built."""
+                 offer_after: int = START_DELAY, offer: str = "callback_offer") -> Sandbox:
+    """The sandbox of one test (stop it after); prompts built. `offer`: the prompt the
+    queue plays as its offer (callback_offer_or_time where callbacks.slots are set)."""
     box = start_sandbox(f"cb-{os.getpid()}", extra_dialplan=DIALPLAN + AMD_DIALPLAN,
                         extra_config={"queues.conf": queues_conf(agents, offer_every,
-                                                                offer_after),
+                                                                offer_after, offer),
                                       "manager.conf": AMI_TIMESTAMPS})
     try:
         build_prompts(PromptSettings(dir=box.prompts_dir))

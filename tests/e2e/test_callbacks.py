@@ -20,6 +20,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -329,7 +330,105 @@ async def test_answering_machine_ends_its_leg_the_agent_is_told_and_the_attempt_
 
 
 # -- a callback at an agreed time (calendar issue §2) --------------------------------------
-ALWAYS = {day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+# Open every minute of every day: no public holiday closes it (country ""), so no date
+# the suite runs on changes what it asserts.
+ALWAYS: dict[str, object] = {
+    "country": "", **{day: ["00:00-24:00"]
+                      for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}
+
+
+def midday_zone() -> tuple[ZoneInfo, datetime]:
+    """A fixed-offset zone in which it is now between 12:00 and 13:00, and that now:
+    slots a few minutes ahead then never cross midnight, whenever the suite runs."""
+    now = datetime.now(UTC)
+    offset = 12 - now.hour  # -11..12: Etc/GMT-N is UTC+N
+    zone = ZoneInfo(f"Etc/GMT{-offset:+d}")
+    return zone, now.astimezone(zone)
+
+
+@pytest.fixture
+def slots_box() -> Iterator[Sandbox]:
+    box = start_cb_box(offer="callback_offer_or_time")
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+async def test_a_caller_chooses_a_time_by_dtmf_and_a_full_slot_is_never_offered(
+        slots_box: Sandbox, tmp_path: Path) -> None:
+    zone, now = midday_zone()
+    m = now.hour * 60 + now.minute + 3  # slots from 3 minutes ahead, 10 minutes each
+
+    def hhmm(minutes: int) -> str:
+        return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+    early, late = (m, m + 10), (m + 10, m + 20)
+    slots = [{"window": f"{hhmm(a)}-{hhmm(b)}", "agents": 1} for a, b in (early, late)]
+    desk = {**ALWAYS, "timezone": zone.key}
+    # One agent, 600 s per call: each 10-minute slot holds one callback.
+    async with open_bed(slots_box, tmp_path,
+                        {"calendar": "desk", "slots": slots, "slots_days": 0,
+                         "slot_lead": 60, "default_handle_time": 600},
+                        sections={"calendar": {"default": "desk", "desk": desk}}) as bed:
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+
+        def at(minutes: int) -> datetime:
+            return (day + timedelta(minutes=minutes)).astimezone(UTC)
+
+        # The early slot is already taken by a callback an agent booked.
+        await bed.store.request(call_id="booked-before", number="+48601000099", queue=QUEUE,
+                                arrived_at=at(early[0]), now=datetime.now(UTC),
+                                promised=(at(early[0]), at(early[1])),
+                                expires_at=at(early[1]), due_at=at(early[0]))
+
+        caller, join = await bed.call(ANSWERS)
+        await bed.hears_offer(caller, join)
+        await caller.press("2")
+        await bed.rec.wait(ami("QueueCallerLeave", Queue=QUEUE,
+                               Uniqueid=caller.dialplan_channel_id), 10, join.seq,
+                           what="QueueCallerLeave after 2")
+        await caller.wait_dialplan_app("Stasis", f"nohold-callback,offer-time,{QUEUE},",
+                                       timeout=10)
+        await caller.wait_for_playback("/callback_keep_waiting", timeout=30)
+        await caller.press("1")  # the only time offered: the late slot, today
+        await caller.wait_for_playback("/callback_confirm", timeout=20)
+        await caller.press("1")  # the caller id is the number
+        await caller.wait_for_playback("/callback_goodbye", timeout=30)
+        await caller.wait_hungup(timeout=20)
+
+        def said(minutes: int) -> list[str]:
+            return [f"number:{minutes // 60}"] + ([f"number:{minutes % 60}"]
+                                                  if minutes % 60 else [])
+
+        slot_words = ["callback_today", "callback_between", *said(late[0]), "callback_and",
+                      *said(late[1])]
+        heard = [u.rsplit("/", 1)[-1] for u in caller.playbacks()]
+        heard = heard[heard.index("callback_times"):]
+        assert heard[:heard.index("callback_number_is")] == [
+            "callback_times", *slot_words, "callback_press", "digits:1",
+            "callback_keep_waiting"], caller.format_timeline()
+        assert heard[heard.index("callback_booked"):] == [
+            "callback_booked", *slot_words, "callback_goodbye"], caller.format_timeline()
+
+        row = next(r for r in await bed.rows() if r.number == "+48601000001")
+        assert (row.scheduled, row.due_at, row.promised_earliest, row.expires_at,
+                row.call_id) == (True, at(late[0]), at(late[0]), at(late[1]),
+                                 caller.linkedid), row
+        assert row.state.value == "pending", row  # not before its time
+
+        # Both slots are full now: the next caller who presses 2 is told so and keeps
+        # their place in the queue.
+        second, join2 = await bed.call(BUSY)
+        await bed.hears_offer(second, join2)
+        await second.press("2")
+        await second.wait_for_playback("/callback_no_times", timeout=15)
+        await bed.rec.wait(ami("QueueCallerJoin", Queue=QUEUE,
+                               Uniqueid=second.dialplan_channel_id), 15, join2.seq + 1,
+                           what="the second caller back in the queue")
+        assert not any("callback_times" in u for u in second.playbacks())
+        assert [r.number for r in await bed.rows()].count("+48601000002") == 0
+        assert bed.rec.count(customer_leg(ANSWERS)) == 0
 
 
 async def test_a_booked_callback_is_dialled_agent_first_at_the_agreed_time_never_before(

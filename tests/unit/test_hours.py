@@ -351,3 +351,24 @@ def test_overlapping_or_touching_windows_are_refused():
 ])
 def test_details_for_the_dialplan_are_plain_ascii(text, safe):
     assert ascii_label(text) == safe
+
+
+# -- open time, for expiry counted in working hours ---------------------------------------
+
+@pytest.mark.parametrize("start, hours, ends", [
+    (at(2026, 12, 2, 12, 0), 4, at(2026, 12, 2, 16, 0)),    # inside one day
+    (at(2026, 12, 4, 16, 0), 4, at(2026, 12, 7, 13, 0)),    # Friday 16:00: on Monday
+    (at(2026, 12, 5, 9, 0), 1, at(2026, 12, 7, 11, 0)),     # Saturday: from Monday's opening
+    (at(2026, 12, 23, 15, 0), 4, at(2026, 12, 28, 12, 0)),  # over Wigilia and Christmas
+    (at(2027, 3, 26, 16, 0), 2, at(2027, 3, 30, 11, 0)),    # over Easter Monday 2027
+])
+def test_open_time_skips_nights_weekends_and_holidays(start, hours, ends):
+    assert office().after_open_time(start, timedelta(hours=hours)) == ends
+
+
+def test_open_time_honours_a_closed_override_and_a_calendar_that_never_opens():
+    closed = override_for(WAW, Kind.CLOSED, day=date(2026, 12, 7), note="move")
+    assert office(closed).after_open_time(at(2026, 12, 4, 16, 0), timedelta(hours=4)) == \
+        at(2026, 12, 8, 13, 0)
+    with pytest.raises(NoOpening):
+        Calendar("never", {}, WAW).after_open_time(at(2026, 12, 4, 16, 0), timedelta(hours=1))
