@@ -74,6 +74,8 @@ class CallbackRecord:
     scheduled: bool = False  # agreed for due_at, its window ending at expires_at
     owner_agent: str = ""  # who promised it
     note: str = ""
+    moved_from: datetime | None = None  # the agreed time before a closure moved it
+    moved_why: str = ""
 
     @classmethod
     def of(cls, row: Any) -> CallbackRecord:
@@ -299,6 +301,33 @@ class CallbackStore:
                        Callback.owner == record.owner,
                        Callback.lease_until == record.lease_until)
                 .values(owner=self.node, lease_until=now + self.lease, updated_at=now)
+                .returning(Callback.__table__))
+        async with self._engine.begin() as conn:
+            row = (await conn.execute(stmt)).first()
+        return CallbackRecord.of(row) if row is not None else None
+
+    async def due_scheduled(self, now: datetime) -> list[CallbackRecord]:
+        """Scheduled callbacks waiting whose time has come (whether their window is still
+        open or not): what a closure of the calendar may have to move."""
+        stmt = (select(Callback)
+                .where(Callback.state.in_([s.value for s in WAITING]),
+                       Callback.scheduled.is_(True), Callback.due_at <= now)
+                .order_by(Callback.due_at, Callback.id))
+        async with self._engine.connect() as conn:
+            return [CallbackRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    async def move_agreed(self, record: CallbackRecord, at: datetime, until: datetime,
+                          why: str, now: datetime) -> CallbackRecord | None:
+        """Agreed again for [at, until) (a closure moved it); None when it changed
+        meanwhile (taken, cancelled, moved by another node). The first agreed time is
+        kept in moved_from."""
+        at, until, now = (t.astimezone(UTC) for t in (at, until, now))
+        stmt = (update(Callback)
+                .where(Callback.id == record.id, Callback.state == record.state.value,
+                       Callback.due_at == record.due_at)
+                .values(due_at=at, promised_earliest=at, promised_latest=until,
+                        expires_at=until, moved_why=why[:120], updated_at=now,
+                        moved_from=func.coalesce(Callback.moved_from, record.promised_earliest))
                 .returning(Callback.__table__))
         async with self._engine.begin() as conn:
             row = (await conn.execute(stmt)).first()

@@ -87,6 +87,9 @@ class Callback(Base):
     scheduled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     owner_agent: Mapped[str] = mapped_column(String(80), nullable=False, default="")
     note: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    # The agreed time before a closure (a holiday, a closed day) moved it, and why.
+    moved_from: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    moved_why: Mapped[str] = mapped_column(String(120), nullable=False, default="")
 
 
 class CallbackAttempt(Base):

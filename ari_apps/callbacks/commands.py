@@ -62,6 +62,7 @@ def _line(r: CallbackRecord) -> str:
             + f"  attempts {r.attempts}"
             + (f"  due {_when(r.due_at)}" if r.due_at and not r.scheduled else "")
             + (f"  owner {r.owner_agent}" if r.owner_agent else "")
+            + (f"  moved from {_when(r.moved_from)} ({r.moved_why})" if r.moved_from else "")
             + (f"  ({r.outcome})" if r.outcome else ""))
 
 

@@ -51,8 +51,10 @@ from nohold.decisions.callbacks import (
     position_in_queue,
 )
 from nohold.decisions.dial import DialOutcome
+from nohold.decisions.hours import Calendar
 from nohold.decisions.numbers import NumberRefused
 from nohold.decisions.queue_state import QueueMember
+from nohold.decisions.schedule import moved_for_closure
 
 log = logging.getLogger("nohold.callbacks")
 
@@ -121,6 +123,7 @@ class Dialer:
 
     async def cycle(self) -> None:
         now = self.clock()
+        await self.move_for_closure(now)
         for record in await self.store.expire_waiting(utc_at(now)):
             log.info("callback_expired callback=%s call=%s reason=expire_after", record.id,
                      record.call_id)
@@ -161,21 +164,48 @@ class Dialer:
                                          self.queues.now(), max(0, ahead), PLACEHOLDER_CONTEXT)
             self._start(record, position)
 
+    async def move_for_closure(self, now: float) -> None:
+        """Agreed times that fall due while the callback calendar is closed (a holiday
+        or closed day added after they were agreed, a closing inside the window) move to
+        its next opening, keeping their window: kept late, not silently missed."""
+        if not self.cb.calendar:
+            return
+        calendar = await self._calendar()
+        wall = utc_at(now)
+        if calendar is None or calendar.is_open(wall).open:
+            return
+        why = calendar.is_open(wall).reason
+        for record in await self.store.due_scheduled(wall):
+            assert record.due_at is not None
+            promised = (record.promised_earliest or record.due_at, record.expires_at)
+            booking = moved_for_closure(promised, record.due_at, wall, calendar)
+            if booking is None:
+                continue  # its window passed while open: expire_waiting names it missed
+            moved = await self.store.move_agreed(record, booking.at, booking.until, why, wall)
+            if moved is not None:
+                log.info("callback_moved callback=%s call=%s from=%s to=%s why=%s", record.id,
+                         record.call_id, promised[0].isoformat(), booking.at.isoformat(),
+                         why)
+
     async def _calendar_open(self, now: float) -> bool:
         """Inside `callbacks.calendar` (always, when none is named). An unknown name
         dials nobody (a config mistake must not ring customers at night)."""
-        name = self.cb.calendar
-        if not name:
+        if not self.cb.calendar:
             return True
+        calendar = await self._calendar()
+        return calendar is not None and calendar.is_open(utc_at(now)).open
+
+    async def _calendar(self) -> Calendar | None:
+        """The bounding calendar; None (logged once) when it cannot be had."""
+        name = self.cb.calendar
         if self.parts.calendars is None:
             self._calendar_problem(f"calendar {name!r} named but the calendar feature is off")
-            return False
+            return None
         try:
-            calendar = await self.parts.calendars.get(name)
+            return await self.parts.calendars.get(name)
         except KeyError:
             self._calendar_problem(f"no calendar {name!r} ([calendar.{name}] in the config)")
-            return False
-        return calendar.is_open(utc_at(now)).open
+            return None
 
     def _calendar_problem(self, text: str) -> None:
         if not self.calendar_problem_logged:

@@ -37,6 +37,7 @@ from nohold.decisions.callbacks import (
     read_offer_args,
     serving,
 )
+from nohold.decisions.hours import NoOpening
 from nohold.decisions.numbers import Dialable, NumberRefused
 from nohold.decisions.slots import Slot, candidate_slots, free_slots
 
@@ -176,7 +177,7 @@ class OfferFlow:
             arrived_at=utc_at(offer.joined_at), now=wall,
             promised=(utc_at(now + window.earliest),
                       utc_at(now + window.latest)),
-            expires_at=utc_at(now + self.cb.expire_after))
+            expires_at=await self.expiry(now))
         log.info("callback_promised callback=%s channel=%s queue=%s created=%s window=%.0f-%.0fs",
                  record.id, ch.id, offer.queue, created, window.earliest, window.latest)
         if created:
@@ -283,6 +284,20 @@ class OfferFlow:
             await ch.play(self.media(self.cb.already_prompt), interruptible=False)
         await ch.hangup()
         return True
+
+    async def expiry(self, now: float) -> datetime:
+        """`expire_after` counted in the callback calendar's open time when dialling is
+        bounded by one: a caller who asks at 16:55 on a Friday is called on Monday, not
+        dropped over the weekend or a holiday."""
+        plain = utc_at(now + self.cb.expire_after)
+        if not self.cb.calendar or self.parts.calendars is None:
+            return plain
+        try:
+            calendar = await self.parts.calendars.get(self.cb.calendar)
+            return calendar.after_open_time(utc_at(now),
+                                            timedelta(seconds=self.cb.expire_after))
+        except (KeyError, NoOpening):
+            return plain  # the dialler logs the calendar problem (and dials nobody)
 
     async def window(self, offer: OfferArgs, now: float) -> Window:
         return promise_window(await self.estimate(offer, now))

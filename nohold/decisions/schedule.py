@@ -63,3 +63,24 @@ def book(at: datetime, window: timedelta, now: datetime, calendar: Calendar,
 
 def _minutes(value: timedelta) -> int:
     return int(value.total_seconds() // 60)
+
+
+def moved_for_closure(promised: tuple[datetime, datetime], due: datetime, now: datetime,
+                      calendar: Calendar) -> Booking | None:
+    """Where a scheduled callback goes when it is due while the calendar is closed (a
+    holiday or a closed day added after it was agreed, or a closing inside its window):
+    to the next opening, with its window's length. None when it need not move (not due,
+    or open now) or must not: its window ended while the calendar was open, which is a
+    missed window, not a closure."""
+    if due > now or calendar.is_open(now).open:
+        return None
+    lookback = now - MAX_WINDOW - timedelta(hours=1)
+    closed_since = max((hi for _, hi in calendar.open_intervals(lookback, now)),
+                       default=lookback)
+    if promised[1] <= closed_since:
+        return None
+    try:
+        opening = calendar.next_opening(now)
+    except NoOpening:
+        return None
+    return Booking(opening, opening + (promised[1] - promised[0]))

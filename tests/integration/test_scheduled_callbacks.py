@@ -18,7 +18,8 @@ from callbackdb.migrate import upgrade
 from nohold.cli import main
 
 WARSAW = ZoneInfo("Europe/Warsaw")
-# Callbacks dialled 08:00-21:00 every day but Sunday.
+# Callbacks dialled 08:00-21:00 every day but Sunday; no public holidays, so that the
+# next Monday these tests book is open whatever the date they run on.
 CONFIG = '''
 [database]
 url = "{url}"
@@ -28,6 +29,7 @@ allowed_numbers = ["PL:mobile", "PL:fixed_line"]
 calendar = "desk"
 [calendar]
 default = "desk"
+country = ""
 [calendar.desk]
 mon = ["08:00-21:00"]
 tue = ["08:00-21:00"]
@@ -138,5 +140,47 @@ async def test_an_agreed_time_is_not_served_before_it_then_first_and_missed_afte
         expired = await store.expire_waiting(at + timedelta(minutes=6))
         assert [(r.id, r.outcome) for r in expired] == [(other.id, "missed_window")]
         assert [r.id for r in await store.find(scheduled=True)] == [agreed.id, other.id]
+    finally:
+        await engine.dispose()
+
+
+async def test_booked_times_hold_slots_and_a_closure_moves_an_agreed_time_once(db_url):
+    await asyncio.to_thread(upgrade, db_url)
+    engine = make_engine(db_url)
+    store, other_node = CallbackStore(engine, "node-a"), CallbackStore(engine, "node-b")
+    now = datetime.now(UTC).replace(microsecond=0)
+    at = now + timedelta(minutes=10)
+    try:
+        agreed, _ = await store.request(
+            call_id="agreed", number="+48601000002", queue="billing", arrived_at=at, now=now,
+            promised=(at, at + timedelta(minutes=30)), expires_at=at + timedelta(minutes=30),
+            due_at=at)
+        await store.request(call_id="asap", number="+48601000001", queue="billing",
+                            arrived_at=now, now=now, promised=None,
+                            expires_at=now + timedelta(hours=4))
+        # Only live scheduled callbacks of that queue, inside [start, end), hold a slot.
+        assert await store.booked_times("billing", at, at + timedelta(hours=1)) == [at]
+        assert await store.booked_times("billing", now, at) == []
+        assert await store.booked_times("sales", at, at + timedelta(hours=1)) == []
+        # Due while closed: moved to the next opening, its first time kept.
+        assert await store.due_scheduled(now) == []
+        (due,) = await store.due_scheduled(at)
+        opening = at + timedelta(days=1)
+        moved = await store.move_agreed(due, opening, opening + timedelta(minutes=30),
+                                        "holiday: Wigilia", at)
+        assert moved is not None
+        assert (moved.due_at, moved.promised_earliest, moved.expires_at, moved.moved_from,
+                moved.moved_why) == (opening, opening, opening + timedelta(minutes=30), at,
+                                     "holiday: Wigilia")
+        # Another node that read the row before the move changes nothing.
+        assert await other_node.move_agreed(due, opening + timedelta(hours=1),
+                                            opening + timedelta(hours=2), "x", at) is None
+        assert (await store.get(agreed.id)).due_at == opening
+        assert await store.due_scheduled(at + timedelta(hours=1)) == []
+        # Moved twice: the first agreed time stays the one remembered.
+        (due,) = await store.due_scheduled(opening)
+        again = await store.move_agreed(due, opening + timedelta(days=1),
+                                        opening + timedelta(days=1, minutes=30), "closed", at)
+        assert again is not None and again.moved_from == at
     finally:
         await engine.dispose()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from nohold.decisions.hours import Calendar, Window
-from nohold.decisions.schedule import BookingRefused, book
+from nohold.decisions.hours import Calendar, Kind, Window, override_for
+from nohold.decisions.schedule import Booking, BookingRefused, book, moved_for_closure
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 # Callbacks dialled 10:00-20:00 on working days.
@@ -58,3 +58,36 @@ def test_utc_input_is_judged_on_the_calendars_wall_clock() -> None:
     # 17:30 UTC is 18:30 in Warsaw (winter): inside 10-20.
     at = datetime(2026, 12, 3, 17, 30, tzinfo=UTC)
     assert book(at, timedelta(minutes=30), NOW, DESK).at == at
+
+
+# -- a callback due while the calendar is closed ----------------------------------------
+
+def _desk_closed_on(day: int) -> Calendar:
+    return DESK.with_overrides([override_for(WARSAW, Kind.CLOSED, day=date(2026, 12, day),
+                                             note="staff training")])
+
+
+def test_a_callback_due_on_a_day_closed_after_booking_moves_to_the_next_opening() -> None:
+    due = datetime(2026, 12, 4, 18, 0, tzinfo=WARSAW)  # Friday, agreed 18:00-18:30
+    promised = (due, due + timedelta(minutes=30))
+    closed = _desk_closed_on(4)
+    moved = moved_for_closure(promised, due, due + timedelta(seconds=1), closed)
+    # Friday closed, then the weekend: Monday 10:00, the same 30 minutes.
+    monday = datetime(2026, 12, 7, 10, 0, tzinfo=WARSAW)
+    assert moved == Booking(monday, monday + timedelta(minutes=30))
+    # Not yet due, or the calendar open: it stays.
+    assert moved_for_closure(promised, due, due - timedelta(minutes=1), closed) is None
+    assert moved_for_closure(promised, due, due + timedelta(minutes=1), DESK) is None
+
+
+def test_a_window_that_ended_while_open_is_missed_not_moved() -> None:
+    due = datetime(2026, 12, 3, 19, 0, tzinfo=WARSAW)  # Thursday 19:00-19:30, open to 20:00
+    promised = (due, due + timedelta(minutes=30))
+    # At 20:05 (closed) the window had ended at 19:30 while the desk was open.
+    late = datetime(2026, 12, 3, 20, 5, tzinfo=WARSAW)
+    assert moved_for_closure(promised, due, late, DESK) is None
+    # A window running into the closing (19:45-20:15) moves to the next morning.
+    due = datetime(2026, 12, 3, 19, 45, tzinfo=WARSAW)
+    moved = moved_for_closure((due, due + timedelta(minutes=30)), due, late, DESK)
+    friday = datetime(2026, 12, 4, 10, 0, tzinfo=WARSAW)
+    assert moved == Booking(friday, friday + timedelta(minutes=30))
