@@ -17,6 +17,8 @@ are on events with bounded timeouts, never sleeps.
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from callbackdb.callbacks import CallbackRecord
 from nohold.sandbox import Sandbox
 from tests.e2e.callback_bed import (
     ANSWERS,
@@ -460,6 +463,70 @@ async def test_a_booked_callback_is_dialled_agent_first_at_the_agreed_time_never
         assert [(a.attempt, a.outcome) for a in await bed.attempts(row.id)] == [
             (1, "talked")], done
         assert bed.rec.count(customer_leg(number)) == 1
+
+
+async def book(bed: Bed, number: str, at: datetime) -> CallbackRecord:
+    added = await asyncio.to_thread(
+        run_cli, bed.nohold.config, "callbacks", "add", "--number", number, "--at",
+        at.isoformat(), "--window", "5m")
+    assert added.returncode == 0, added.stdout + added.stderr
+    return next(r for r in await bed.rows() if r.number == f"+48{number}")
+
+
+async def test_a_callback_due_while_the_desk_is_closed_moves_to_its_next_opening(
+        cb_box: Sandbox, tmp_path: Path) -> None:
+    number = short_call(43)
+    async with open_bed(cb_box, tmp_path, {"calendar": "desk"},
+                        sections={"calendar": {"default": "desk", "desk": ALWAYS}}) as bed:
+        await bed.pause(False)
+        now = datetime.now(UTC).replace(microsecond=0)
+        at = now + timedelta(seconds=15)
+        row = await book(bed, number, at)
+        # After it was agreed, a supervisor closes the desk across its time (nohold reads
+        # overrides every 5 s: closed from 10 s ahead, well before the agreed time).
+        opens = now + timedelta(seconds=30)
+        closed = await asyncio.to_thread(
+            run_cli, bed.nohold.config, "hours", "override", "add", "--calendar", "desk",
+            "--closed", "--from", (now + timedelta(seconds=10)).isoformat(), "--to",
+            opens.isoformat(), "--note", "staff training")
+        assert closed.returncode == 0, closed.stdout + closed.stderr
+        join = await bed.rec.wait(lambda e: ami("QueueCallerJoin", Queue=QUEUE)(e)
+                                  and placeholder_of(row.id)(e), 45,
+                                  what="the placeholder once the desk opens again")
+        assert join.ts >= opens.timestamp(), (join.ts, opens)
+        moved = await bed.store.get(row.id)
+        assert moved is not None
+        assert (moved.moved_from, moved.due_at, moved.expires_at - moved.due_at) == (
+            at, opens, timedelta(minutes=5)), moved
+        assert "staff training" in moved.moved_why, moved
+        await bed.row_becomes(row.id, lambda r: r.state.value == "completed", 20, "completed")
+        assert [(a.attempt, a.outcome) for a in await bed.attempts(row.id)] == [(1, "talked")]
+        assert bed.rec.count(customer_leg(number)) == 1
+        assert any("callback_moved" in ln for ln in bed.nohold.log().splitlines()), bed.logs()
+
+
+async def test_a_nohold_killed_just_before_the_agreed_time_dials_it_once_after_restart(
+        cb_box: Sandbox, tmp_path: Path) -> None:
+    number = short_call(44)
+    async with open_bed(cb_box, tmp_path, {"calendar": "desk"},
+                        sections={"calendar": {"default": "desk", "desk": ALWAYS}}) as bed:
+        await bed.pause(False)
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=10)
+        row = await book(bed, number, at)
+        # Killed 2 s before the agreed time (a clock wait: the time is what is tested).
+        await asyncio.sleep(max(0.0, at.timestamp() - 2 - time.time()))
+        assert bed.nohold.stop(signal.SIGKILL) == -signal.SIGKILL
+        assert bed.rec.count(placeholder_of(row.id)) == 0, "nothing before its time"
+        await bed.another_nohold("restarted", config=bed.nohold.config)
+        join = await bed.rec.wait(lambda e: ami("QueueCallerJoin", Queue=QUEUE)(e)
+                                  and placeholder_of(row.id)(e), 20,
+                                  what="the placeholder after the restart")
+        assert join.ts >= at.timestamp()
+        await bed.row_becomes(row.id, lambda r: r.state.value == "completed", 30, "completed")
+        assert [(a.attempt, a.outcome) for a in await bed.attempts(row.id)] == [(1, "talked")]
+        assert bed.rec.count(customer_leg(number)) == 1, bed.context()
+        assert bed.rec.count(lambda e: ami("QueueCallerJoin", Queue=QUEUE)(e)
+                             and placeholder_of(row.id)(e)) == 1, bed.context()
 
 
 @pytest.fixture
