@@ -552,16 +552,26 @@ class Dialer:
         """The current attempt's customer leg hung up after answering: Asterisk noted
         it (the node that dialled may have died before it could). Raises AmiError
         when Asterisk cannot be asked."""
-        return await self._leg_note(_leg_key(record.id, record.attempts)) == "answered"
+        return await self._attempt_note(record) == "answered"
 
     async def _machine(self, record: CallbackRecord) -> bool:
         """The leg ended because app_amd heard a machine (the outbound route's Gosub
         noted it before ending the leg)."""
         try:
-            return await self._leg_note(_leg_key(record.id, record.attempts)) == "machine"
+            return await self._attempt_note(record) == "machine"
         except AmiError as exc:
             log.warning("callback_amd_unknown callback=%s error=%s", record.id, exc)
             return False
+
+    async def _attempt_note(self, record: CallbackRecord) -> str:
+        """Asterisk's note on the current attempt's customer leg (read and deleted)."""
+        return await self._leg_note(_leg_key(record.id, record.attempts))
+
+    async def _forget_note(self, record: CallbackRecord) -> None:
+        """The note is not needed once the leg is gone (its hangup handler has run):
+        deleted, so that AstDB does not grow with every call; kept if AMI fails."""
+        with contextlib.suppress(AmiError):
+            await self._attempt_note(record)
 
     async def _leg_note(self, key: str) -> str:
         """Asterisk's note on a customer leg, read and deleted; "" when there is none."""
@@ -585,15 +595,11 @@ class Dialer:
         return value
 
     def _forget_when_gone(self, record: CallbackRecord, customer: Channel) -> None:
-        """Once the answered leg is gone (its hangup handler has run), Asterisk's note
-        is not needed: deleted, so that AstDB does not grow with every call."""
-        key = _leg_key(record.id, record.attempts)
-
+        """Asterisk's note of the answer, deleted once the answered leg is gone."""
         async def forget() -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(customer.destroyed.wait(), FORGET_WAIT)
-            with contextlib.suppress(AmiError):
-                await self._leg_note(key)
+            await self._forget_note(record)
 
         task = asyncio.create_task(forget())
         self.watching.add(task)
@@ -633,8 +639,7 @@ class Dialer:
                     if not any(i in alive for i in customers):
                         break
                     await asyncio.sleep(TICK)
-                with contextlib.suppress(AmiError):
-                    await self._leg_note(_leg_key(record.id, record.attempts))
+                await self._forget_note(record)
                 return
 
         task = asyncio.create_task(watch())
