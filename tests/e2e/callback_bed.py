@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -379,6 +379,16 @@ def start_cb_box(agents: int = 1, offer_every: int = FREQUENCY,
         box.stop()
         raise
     return box
+
+
+@contextmanager
+def running_cb_box(**options: Any) -> Iterator[Sandbox]:
+    """start_cb_box(**options) for the length of a block (a test's fixture)."""
+    box = start_cb_box(**options)
+    try:
+        yield box
+    finally:
+        box.stop()
 
 
 @asynccontextmanager

@@ -34,9 +34,9 @@ from tests.e2e.callback_bed import (
     on_customer,
     open_bed,
     placeholder_of,
+    running_cb_box,
     scripted_call,
     short_call,
-    start_cb_box,
     wait_until,
 )
 from tests.support.asterisk_events import Ev, ami, ari
@@ -49,11 +49,8 @@ NODE = "node-a"
 
 @pytest.fixture
 def cb_box() -> Iterator[Sandbox]:
-    box = start_cb_box()
-    try:
+    with running_cb_box() as box:
         yield box
-    finally:
-        box.stop()
 
 
 async def make_callbacks(bed: Bed, numbers: list[str]) -> list[CallbackRecord]:
@@ -354,11 +351,8 @@ def pg_url() -> Iterator[str]:
 
 @pytest.fixture
 def eight_agents() -> Iterator[Sandbox]:
-    box = start_cb_box(agents=AGENTS, offer_every=OFFER_QUIET, offer_after=OFFER_QUIET)
-    try:
+    with running_cb_box(agents=AGENTS, offer_every=OFFER_QUIET, offer_after=OFFER_QUIET) as box:
         yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -45,8 +45,8 @@ from tests.e2e.callback_bed import (
     open_bed,
     placeholder_of,
     prompt_started,
+    running_cb_box,
     short_call,
-    start_cb_box,
 )
 from tests.support.asterisk_events import Ev, ami, ari
 from tests.support.nohold_process import run_cli
@@ -56,11 +56,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def cb_box() -> Iterator[Sandbox]:
-    box = start_cb_box()
-    try:
+    with running_cb_box() as box:
         yield box
-    finally:
-        box.stop()
 
 
 @pytest.fixture
@@ -351,11 +348,8 @@ def midday_zone() -> tuple[ZoneInfo, datetime]:
 
 @pytest.fixture
 def slots_box() -> Iterator[Sandbox]:
-    box = start_cb_box(offer="callback_offer_or_time")
-    try:
+    with running_cb_box(offer="callback_offer_or_time") as box:
         yield box
-    finally:
-        box.stop()
 
 
 async def test_a_caller_chooses_a_time_by_dtmf_and_a_full_slot_is_never_offered(
@@ -531,11 +525,8 @@ async def test_a_nohold_killed_just_before_the_agreed_time_dials_it_once_after_r
 
 @pytest.fixture
 def two_agents() -> Iterator[Sandbox]:
-    box = start_cb_box(agents=2)
-    try:
+    with running_cb_box(agents=2) as box:
         yield box
-    finally:
-        box.stop()
 
 
 async def test_the_agent_who_promised_is_rung_first_and_after_the_grace_the_queue_takes_it(
