@@ -1,6 +1,10 @@
 """[http]: the HTTP API server's switch, address and token (shared by every feature that
 serves HTTP), and what `nohold check` says about it."""
 
+import re
+import tomllib
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -102,3 +106,14 @@ def test_check_warns_loudly_about_an_exposed_api(tmp_path):
     # It goes on to fail at the prompts (none built here); the warning came first.
     assert "WARNING: [http] host = '0.0.0.0'" in result.output
     assert TOKEN not in result.output
+
+
+def test_the_example_files_commented_block_is_valid_once_uncommented():
+    text = (Path(__file__).parents[2] / "config" / "nohold.example.toml").read_text()
+    block = text.split("\n# [http]\n", 1)[1].split("\n\n", 1)[0]
+    lines = [m.group(1) for m in re.finditer(r"^# (\w+ = .*)$", block, re.MULTILINE)]
+    assert [ln.split()[0] for ln in lines] == ["enabled", "host", "port", "token"]
+    toml = "[http]\n" + "\n".join(ln for ln in lines if not ln.startswith("token"))
+    raw = tomllib.loads(toml)
+    http = parse_settings({"http": {**raw["http"], "token": TOKEN}}).http
+    assert (http.enabled, http.host, http.port) == (True, "127.0.0.1", 8095)
