@@ -3,8 +3,8 @@
 The service owns what features share (the database engine, one bounded HTTP
 pool for ARI, the FastAGI server, the HTTP API server) and runs what each feature
 contributes: its Stasis applications on the shared runtime, its FastAGI routes, its
-HTTP routes, its background tasks. Ready means every Stasis application of every enabled feature is
-registered with Asterisk.
+HTTP routes, its background tasks. Ready means every Stasis application of every
+enabled feature is registered with Asterisk.
 """
 
 from __future__ import annotations
