@@ -112,6 +112,10 @@ class AttemptRecord:
         values = dict(row._mapping)
         return cls(**{f.name: _utc(values[f.name]) for f in fields(cls)})
 
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: (v.isoformat() if isinstance(v, datetime) else v)
+                for f in fields(self) for v in (getattr(self, f.name),)}
+
 
 _ATTEMPT_TIMES = ("agent_up_at", "customer_ring_at", "customer_answer_at", "bridged_at")
 

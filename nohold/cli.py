@@ -60,11 +60,13 @@ def _calendars(settings: Settings, engine: AsyncEngine) -> Calendars:
 def check(ctx: click.Context) -> None:
     """Validate config, prompts, database and ARI; say what is wrong and how to fix it."""
     from nohold.decisions.peers import exposure_warnings
+    from nohold.http_server import exposure_warnings as http_exposure_warnings
     from nohold.service import StartupError, preflight
 
     settings = _settings(ctx)
     click.echo(f"config: ok ({settings.source})")
-    for warning in exposure_warnings(settings.agi.host, settings.agi.allow):
+    for warning in (*exposure_warnings(settings.agi.host, settings.agi.allow),
+                    *http_exposure_warnings(settings.http)):
         click.secho(f"WARNING: {warning}", fg="red", bold=True, err=True)
     try:
         report = asyncio.run(preflight(settings))
@@ -77,6 +79,9 @@ def check(ctx: click.Context) -> None:
                f"{settings.database.outbox_path}" if report.outbox_backlog else "")
     click.echo(f"database: ok (schema {report.db_revision}{waiting})")
     click.echo(f"ari: ok (Asterisk {report.asterisk_version} at {settings.ari.url})")
+    if settings.http.enabled:
+        click.echo(f"http: API at http://{settings.http.host}:{settings.http.port}/v1/ "
+                   "(bearer token set)")
     for line in report.feature_lines:
         click.echo(line)
 

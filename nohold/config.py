@@ -160,6 +160,22 @@ class AgiSettings:
 
 
 @dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP API server inside `nohold run` (nohold/http_server.py), shared by every
+    feature that serves requests (the agents' callbacks now, webhooks later)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8095
+    # The bearer token every request must carry; $NOHOLD_HTTP_TOKEN wins over the file.
+    token: str = field(default="", repr=False)
+
+
+# A bearer token (RFC 6750 b64token characters), long enough not to be guessed.
+HTTP_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{24,512}")
+
+
+@dataclass(frozen=True)
 class RouteSettings:
     queue_context: str = "nohold-queues"
     person_context: str = "nohold-people"
@@ -174,6 +190,7 @@ class Settings:
     notice: NoticeSettings
     routes: RouteSettings
     agi: AgiSettings = field(default_factory=AgiSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
     # Each feature's own settings object, by section name.
     sections: Mapping[str, object] = field(default_factory=dict)
     source: str = "built-in defaults"
@@ -205,6 +222,8 @@ ENV_OVERRIDES = {
     "NOHOLD_ARI_USER": ("ari", "user"),
     "NOHOLD_ARI_PASSWORD": ("ari", "password"),
     "NOHOLD_DATABASE_URL": ("database", "url"),
+    # A secret kept out of the config file (e.g. systemd's EnvironmentFile or credentials).
+    "NOHOLD_HTTP_TOKEN": ("http", "token"),
 }
 
 
@@ -453,16 +472,48 @@ def parse_settings(
     )
     t.done()
 
+    http = _parse_http(top.table("http"), agi, env or {})
+
     parsed = {sec.name: sec.parse(top.table(sec.name), env or {}) for sec in sections}
     top.done()
 
-    settings = Settings(ari, database, logging_settings, prompts, notice, routes, agi,
+    settings = Settings(ari, database, logging_settings, prompts, notice, routes, agi, http,
                         parsed, source)
     check_prompt_known(settings, notice.prompt, "notice.prompt")
     for sec in sections:
         if sec.check is not None:
             sec.check(parsed[sec.name], settings)
     return settings
+
+
+def _parse_http(t: Table, agi: AgiSettings, env: Mapping[str, str]) -> HttpSettings:
+    token = t.data.get("token", "")
+    where = "$NOHOLD_HTTP_TOKEN" if env.get("NOHOLD_HTTP_TOKEN") else "http.token"
+    t.used.add("token")
+    # Never echo the token: errors name its length and what is allowed.
+    if not isinstance(token, str):
+        raise ConfigError(f"{where}: expected a string")
+    http = HttpSettings(
+        enabled=t.get("enabled", bool, HttpSettings.enabled),
+        host=matching(t, "host", HttpSettings.host, HOST,
+                      "an IP address or host name to listen on"),
+        port=t.integer("port", HttpSettings.port, 1, 65535),
+        token=token,
+    )
+    t.done()
+    if (token or http.enabled) and not HTTP_TOKEN.fullmatch(token):
+        got = f"{len(token)} characters" if token else "nothing"
+        other = " with other characters" if 24 <= len(token) <= 512 else ""
+        raise ConfigError(
+            f"{where}: expected a token of 24-512 letters, digits or ._~+/=- (got {got}"
+            f"{other}); "
+            + ("the HTTP API needs one to let anyone in: " if http.enabled else "")
+            + "generate one with `openssl rand -hex 32`")
+    if (http.enabled and agi.enabled and http.port == agi.port
+            and (http.host == agi.host or "0.0.0.0" in (http.host, agi.host))):
+        raise ConfigError(f"http.port = {http.port}: [agi] listens on that port too; "
+                          "choose another")
+    return http
 
 
 def check_prompt_known(settings: Settings, prompt: str, used_by: str) -> None:

@@ -4,7 +4,7 @@ A feature is a folder (its wiring, flow, settings, storage) that exports one
 `Feature`. The service (`nohold/registry.py` lists them) loads each feature's
 config section, starts every enabled feature with a `ServiceContext`, and runs
 what it contributes: Stasis applications on the shared runtime, FastAGI routes,
-background tasks. `nohold check` runs every enabled feature's checks, and the
+HTTP API routes, background tasks. `nohold check` runs every enabled feature's checks, and the
 CLI grows each feature's sub-commands. This module sits below the features and
 above the adapters: it knows their shapes, never a feature.
 """
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import click
+from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agi_scripts.fastagi import Route as AgiRoute
@@ -83,6 +84,9 @@ class Contribution:
 
     stasis: list[tuple[AriClient, StasisFeature]] = field(default_factory=list)
     agi_routes: dict[str, AgiRoute] = field(default_factory=dict)
+    # Served by the one HTTP API server (nohold/http_server.py: token, JSON errors,
+    # body limit) when [http] enabled; paths under /v1/, each owned by one feature.
+    http_routes: list[web.RouteDef] = field(default_factory=list)
     # Started with the service, cancelled when it stops.
     tasks: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 

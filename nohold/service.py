@@ -1,10 +1,10 @@
 """`nohold run`: start-up checks, then every enabled feature until SIGTERM/SIGINT.
 
 The service owns what features share (the database engine, one bounded HTTP
-pool for ARI, the FastAGI server) and runs what each feature contributes: its
-Stasis applications on the shared runtime, its FastAGI routes, its background
-tasks. Ready means every Stasis application of every enabled feature is
-registered with Asterisk.
+pool for ARI, the FastAGI server, the HTTP API server) and runs what each feature
+contributes: its Stasis applications on the shared runtime, its FastAGI routes, its
+HTTP routes, its background tasks. Ready means every Stasis application of every
+enabled feature is registered with Asterisk.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from agi_scripts.fastagi import FastAgiServer
 from agi_scripts.fastagi import Route as AgiRoute
@@ -31,6 +32,8 @@ from nohold.ami.client import AmiClient, stop_channel_playback
 from nohold.config import Settings
 from nohold.decisions.peers import exposure_warnings
 from nohold.feature import ARI_POOL_SIZE, MAX_STASIS_APPS, CheckFailed, ServiceContext
+from nohold.http_server import HttpServer
+from nohold.http_server import exposure_warnings as http_exposure_warnings
 from nohold.prompts import PromptError, check_prompts
 
 log = logging.getLogger("nohold.service")
@@ -127,6 +130,7 @@ async def serve(
     ctx = ServiceContext(settings, engine, ledger, report.prompt_seconds, http)
     runtimes: list[StasisRuntime] = []
     agi_routes: dict[str, AgiRoute] = {}
+    http_routes: list[web.RouteDef] = []
     background: list[Any] = []
     for feature in features:
         part = feature.start(ctx)
@@ -135,6 +139,7 @@ async def serve(
             raise RuntimeError(f"more than {MAX_STASIS_APPS} Stasis apps: raise "
                                "MAX_STASIS_APPS in nohold/feature.py and its docs")
         agi_routes.update(part.agi_routes)
+        http_routes += part.http_routes
         background += part.tasks
     if ctx.queues is not None:
         stop_playback = _ami_playback_stopper(ctx.queues.client)
@@ -142,6 +147,7 @@ async def serve(
             rt.stop_orphan_playback = stop_playback
     agi = FastAgiServer(agi_routes, allow=settings.agi.allowed,
                         command_timeout=settings.agi.command_timeout)
+    api = HttpServer(http_routes, settings.http.token) if settings.http.enabled else None
 
     async def close_shared() -> None:
         for rt in runtimes:
@@ -163,6 +169,19 @@ async def serve(
             raise StartupError(
                 f"cannot listen for FastAGI on {settings.agi.host}:{settings.agi.port} ({exc}): "
                 "change [agi] port, or set [agi] enabled = false"
+            ) from None
+    if api is not None:
+        for warning in http_exposure_warnings(settings.http):
+            log.warning("http_exposed reason=%s", warning)
+        try:
+            await api.start(settings.http.host, settings.http.port)
+        except OSError as exc:
+            await agi.close()
+            await close_shared()
+            raise StartupError(
+                f"cannot listen for the HTTP API on {settings.http.host}:{settings.http.port} "
+                f"({exc.strerror or exc}): is another nohold or program using the port? "
+                "change [http] port, or set [http] enabled = false"
             ) from None
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -190,6 +209,9 @@ async def serve(
             loop.remove_signal_handler(sig)
         for task in (*runners, *tasks, stopper):
             task.cancel()
+        # No new booking or cancel once stopping; those in progress finish first.
+        if api is not None:
+            await api.close()
         await agi.close()
         for rt in runtimes:
             await rt.shutdown()

@@ -10,6 +10,7 @@ the next time that would be accepted.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -30,6 +31,19 @@ class NotBooked(ValueError):
         self.field = field
         self.reason = reason
         self.next_valid = next_valid
+
+
+_DURATION = re.compile(r"^(\d{1,4})([mh])$")
+
+
+def parse_window(text: str) -> timedelta:
+    """A window as people write it: 30m, 2h. ValueError says what is expected (the
+    booking rule then bounds it)."""
+    m = _DURATION.match(text.strip().lower())
+    if m is None:
+        raise ValueError(f"{text!r}: expected minutes or hours, e.g. 30m or 2h")
+    amount = int(m.group(1))
+    return timedelta(minutes=amount) if m.group(2) == "m" else timedelta(hours=amount)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from ari_apps.callbacks.booking import NotBooked, Request, schedule
+from ari_apps.callbacks.booking import NotBooked, Request, parse_window, schedule
 from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackRecord, CallbackStore, CannotCancel
 from callbackdb.engine import make_engine
@@ -108,9 +107,7 @@ def show(ctx: click.Context, callback_id: int, as_json: bool) -> None:
         raise click.ClickException(f"no callback {callback_id}")
     if as_json:
         out = record.as_dict()
-        out["attempt_rows"] = [
-            {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in vars(a).items()}
-            for a in attempts]
+        out["attempt_rows"] = [a.as_dict() for a in attempts]
         click.echo(json.dumps(out, indent=1))
         return
     for key, value in record.as_dict().items():
@@ -142,16 +139,11 @@ def cancel(ctx: click.Context, callback_id: int) -> None:
         click.echo("its placeholder leaves the queue within seconds")
 
 
-_DURATION = re.compile(r"^(\d{1,4})([mh])$")
-
-
 def _duration(text: str) -> timedelta:
-    m = _DURATION.match(text.strip().lower())
-    if m is None:
-        raise click.BadParameter(f"{text!r}: expected minutes or hours, e.g. 30m or 2h",
-                                 param_hint="'--window'")
-    amount = int(m.group(1))
-    return timedelta(minutes=amount) if m.group(2) == "m" else timedelta(hours=amount)
+    try:
+        return parse_window(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--window'") from None
 
 
 @callbacks.command("add")

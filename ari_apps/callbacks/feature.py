@@ -1,9 +1,10 @@
 """Callbacks as a feature: the `[callbacks]` section, the `nohold-callback` Stasis app
-(the offer, the placeholders, the agent-first dial), its dialler loop, and the
-supervisors' commands."""
+(the offer, the placeholders, the agent-first dial), its dialler loop, the agents'
+HTTP API (served when [http] enabled) and the supervisors' commands."""
 
 from __future__ import annotations
 
+from ari_apps.callbacks import api
 from ari_apps.callbacks.app import CallbackApp
 from ari_apps.callbacks.check import check_callbacks_setup
 from ari_apps.callbacks.commands import COMMANDS
@@ -22,11 +23,12 @@ def enabled(settings: Settings) -> bool:
 
 def start(ctx: ServiceContext) -> Contribution:
     cb = ctx.settings.section(CallbackSettings)
-    parts = CallbackParts(ctx.settings, cb, CallbackStore(ctx.engine, cb.node, cb.lease),
-                          ctx.queues, calendars=ctx.calendars)
+    store = CallbackStore(ctx.engine, cb.node, cb.lease)
+    parts = CallbackParts(ctx.settings, cb, store, ctx.queues, calendars=ctx.calendars)
     dialer = Dialer(parts)
     app = CallbackApp(OfferFlow(parts), dialer)
-    return Contribution(stasis=[(ctx.ari(cb.app), app)], tasks=[dialer.run])
+    return Contribution(stasis=[(ctx.ari(cb.app), app)], tasks=[dialer.run],
+                        http_routes=api.routes(store, cb, ctx.calendars))
 
 
 FEATURE = Feature(name="callbacks", start=start, section=SECTION, enabled=enabled,

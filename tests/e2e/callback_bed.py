@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from callbackdb.callbacks import AttemptRecord, CallbackRecord, CallbackStore
 from callbackdb.engine import make_engine
@@ -190,6 +193,16 @@ CALLBACKS = {
 }
 
 
+# The HTTP API's token in beds that serve it (open_bed(http=True)).
+HTTP_TOKEN = "e2e-http-token-0123456789-abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 # -- the bed ----------------------------------------------------------------------------
 @dataclass
 class Bed:
@@ -202,6 +215,17 @@ class Bed:
     workdir: Path = Path()
     others: list[NoholdProcess] = field(default_factory=list)
     database_url: str = ""
+    http_base: str = ""  # the HTTP API of `nohold run`, when open_bed(http=True)
+
+    async def api(self, method: str, path: str, body: Any = None,
+                  token: str | None = HTTP_TOKEN) -> tuple[int, Any]:
+        """One request to nohold's HTTP API, as an agent's tool would make it."""
+        assert self.http_base, "open_bed(http=True) serves the HTTP API"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with aiohttp.ClientSession() as http, http.request(
+                method, self.http_base + path, json=body, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            return resp.status, await resp.json()
 
     async def pause(self, paused: bool) -> None:
         """Every agent of the queue paused (or not)."""
@@ -394,21 +418,27 @@ def running_cb_box(**options: Any) -> Iterator[Sandbox]:
 @asynccontextmanager
 async def open_bed(box: Sandbox, tmp_path: Path, callbacks: dict[str, Any] | None = None,
                    agents: int = 1, database_url: str | None = None,
-                   sections: dict[str, Any] | None = None) -> AsyncIterator[Bed]:
+                   sections: dict[str, Any] | None = None,
+                   http: bool = False) -> AsyncIterator[Bed]:
     """The recorder, the database, every agent paused, and `nohold run` ready
-    (`callbacks`: overrides of CALLBACKS; `database_url`: else SQLite in tmp_path).
+    (`callbacks`: overrides of CALLBACKS; `database_url`: else SQLite in tmp_path;
+    `http`: its HTTP API on a free loopback port, with HTTP_TOKEN).
     At the end every nohold process is stopped, and none may have logged a problem."""
     async with AsteriskEvents(box) as rec:
         sections = {**(sections or {}), "callbacks": {**CALLBACKS, **(callbacks or {})}}
         if database_url is not None:
             sections["database"] = {"url": database_url}
+        port = free_port() if http else 0
+        if http:
+            sections["http"] = {"enabled": True, "port": port, "token": HTTP_TOKEN}
         config = write_config(box, tmp_path / "nohold.toml", sections)
         result = await asyncio.to_thread(run_cli, config, "db", "upgrade")
         assert result.returncode == 0, result.stderr
         proc = NoholdProcess(config=config, log_path=tmp_path / "nohold.log", app=APP)
         engine = make_engine(database_url or f"sqlite:///{tmp_path / 'nohold.db'}")
         bed = Bed(box, rec, proc, CallbackStore(engine, "e2e-reader"),
-                  agents=AGENTS[:agents], workdir=tmp_path, database_url=database_url or "")
+                  agents=AGENTS[:agents], workdir=tmp_path, database_url=database_url or "",
+                  http_base=f"http://127.0.0.1:{port}" if http else "")
         try:
             await bed.pause(True)
             proc.start()

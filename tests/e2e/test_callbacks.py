@@ -586,3 +586,66 @@ async def test_the_agent_who_promised_is_rung_first_and_after_the_grace_the_queu
         assert not bed.rec.find(lambda e: ari("ChannelCreated")(e)
                                 and e.channel_id.startswith(f"cb-{second}-")
                                 and e.channel_name.startswith("Local/cbb@cb-agents"), mark)
+
+
+async def test_an_agent_books_over_the_http_api_during_a_call_and_is_rung_first_at_the_agreed_time(
+        two_agents: Sandbox, tmp_path: Path) -> None:
+    number = short_call(61)  # the customer: answers after 0.5 s of ringing, hangs up 1 s later
+    async with open_bed(two_agents, tmp_path, {"calendar": "desk"}, agents=2, http=True,
+                        sections={"calendar": {"default": "desk", "desk": ALWAYS}}) as bed:
+        # A customer calls the queue and Agent B takes the call (A is away).
+        await bed.rec.action("QueuePause", Queue=QUEUE, Interface=bed.agents[1], Paused="false")
+        caller, join = await bed.call("601000071")
+        talk = await bed.rec.wait(ami("AgentConnect", Queue=QUEUE,
+                                      Uniqueid=caller.dialplan_channel_id), 20, join.seq,
+                                  what="Agent B answering the customer")
+        assert talk.data.get("MemberName") == "Agent B", talk.data
+
+        # During the call B agrees a time with the customer and books it from their desk.
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=20)
+        booking = {"number": number, "at": at.isoformat(), "window": "5m",
+                   "owner": "Agent B", "note": "agreed on the phone"}
+        assert (await bed.api("POST", "/v1/callbacks", booking, token=None))[0] == 401
+        status, booked = await bed.api("POST", "/v1/callbacks", booking)
+        assert status == 201, (booked, bed.logs())
+        assert (booked["number"], booked["owner_agent"], booked["scheduled"], booked["state"]) \
+            == (f"+48{number}", "Agent B", True, "pending"), booked
+        assert datetime.fromisoformat(booked["due_at"]) == at
+        status, again = await bed.api("POST", "/v1/callbacks", booking)
+        assert (status, again["callback"]["id"]) == (409, booked["id"]), again
+        status, listed = await bed.api("GET", "/v1/callbacks?scheduled=true")
+        assert [c["id"] for c in listed["callbacks"]] == [booked["id"]], listed
+
+        # The call ends; A comes back too: the queue has a free agent other than B.
+        mark = len(bed.rec.events)
+        await caller.hangup()
+        await bed.rec.action("QueuePause", Queue=QUEUE, Interface=bed.agents[0], Paused="false")
+
+        # At the agreed time nohold rings B directly, then the customer.
+        cb = booked["id"]
+        rung = await bed.rec.wait(lambda e: ari("ChannelCreated")(e)
+                                  and e.channel_id.startswith(f"cb-{cb}-")
+                                  and e.channel_name.startswith("Local/cbb@cb-agents"), 40,
+                                  mark, what="Agent B rung directly at the agreed time")
+        assert at.timestamp() <= rung.ts < at.timestamp() + 5, (rung.ts, at)
+        leg = await bed.rec.wait(customer_leg(number), 15, rung.seq, what="the customer's leg")
+        assert bed.rec.find(customer_leg(number)) == [leg], "one customer leg"
+        await bed.rec.wait(lambda e: ari("PlaybackStarted")(e)
+                           and e.data["playback"]["media_uri"].endswith("/callback_whisper_owner")
+                           and e.data["playback"]["target_uri"].startswith(f"channel:cb-{cb}-"),
+                           15, rung.seq, what="the whisper: a callback you promised")
+        # Agent first: B's side is in nohold's bridge before the customer's leg exists.
+        entered = bed.rec.find(lambda e: ari("ChannelEnteredBridge")(e)
+                               and e.channel_id.startswith(f"cb-{cb}-"), rung.seq)
+        assert entered and entered[0].seq < leg.seq, bed.context()
+        # Nothing of it existed before the agreed time, and it never went through the queue.
+        assert not bed.rec.find(lambda e: e.channel_id.startswith(f"cb-{cb}-")
+                                and e.ts < at.timestamp()), bed.context()
+        assert not bed.rec.find(lambda e: ami("QueueCallerJoin", Queue=QUEUE)(e)
+                                and placeholder_of(cb)(e), mark), "never through the queue"
+
+        await bed.row_becomes(cb, lambda r: r.state.value == "completed", 20, "completed")
+        status, shown = await bed.api("GET", f"/v1/callbacks/{cb}")
+        assert status == 200 and shown["state"] == "completed", shown
+        assert [(a["outcome"], a["agent"]) for a in shown["attempt_rows"]] == [
+            ("talked", "Agent B")], shown

@@ -39,7 +39,7 @@ def run_cli(config: Path, *args: str, timeout: float = 60) -> subprocess.Complet
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     for var in ("NOHOLD_ARI_URL", "NOHOLD_ARI_USER", "NOHOLD_ARI_PASSWORD",
-                "NOHOLD_DATABASE_URL", "NOHOLD_CONFIG"):
+                "NOHOLD_DATABASE_URL", "NOHOLD_CONFIG", "NOHOLD_HTTP_TOKEN"):
         env.pop(var, None)
     return env
 
