@@ -193,6 +193,7 @@ class CallbackStore:
     async def take_turns(self, queue: str, limit: int, now: datetime) -> list[CallbackRecord]:
         """Up to `limit` waiting callbacks of `queue`, earliest arrival first, now
         queued and held by this node. Nodes racing here split them, never share."""
+        now = now.astimezone(UTC)  # SQLite compares the stored UTC text
         if limit <= 0:
             return []
         pick = (
@@ -221,6 +222,7 @@ class CallbackStore:
 
     async def waiting(self, queue: str, now: datetime) -> list[CallbackRecord]:
         """Callbacks of `queue` waiting in the database for a place, in arrival order."""
+        now = now.astimezone(UTC)  # SQLite compares the stored UTC text
         stmt = (select(Callback).where(Callback.queue == queue, self._waiting(now))
                 .order_by(Callback.arrived_at, Callback.id))
         async with self._engine.connect() as conn:
@@ -283,6 +285,7 @@ class CallbackStore:
     async def lapsed(self, now: datetime) -> list[CallbackRecord]:
         """Held callbacks whose holder stopped renewing (any node, this one included
         after a restart)."""
+        now = now.astimezone(UTC)  # SQLite compares the stored UTC text
         stmt = (select(Callback)
                 .where(Callback.state.in_([s.value for s in HELD]), Callback.lease_until < now)
                 .order_by(Callback.arrived_at, Callback.id))
@@ -313,6 +316,7 @@ class CallbackStore:
     async def due_scheduled(self, now: datetime) -> list[CallbackRecord]:
         """Scheduled callbacks waiting whose time has come (whether their window is still
         open or not): what a closure of the calendar may have to move."""
+        now = now.astimezone(UTC)  # SQLite compares the stored UTC text
         stmt = (select(Callback)
                 .where(Callback.state.in_([s.value for s in WAITING]),
                        Callback.scheduled.is_(True), Callback.due_at <= now)
@@ -339,6 +343,7 @@ class CallbackStore:
 
     async def expire_waiting(self, now: datetime) -> list[CallbackRecord]:
         """Waiting callbacks past expires_at: expired, never dialled."""
+        now = now.astimezone(UTC)  # SQLite compares the stored UTC text
         stmt = (update(Callback)
                 .where(Callback.state.in_([s.value for s in WAITING]), Callback.expires_at <= now)
                 # An agreed window that passed is a broken promise, named as such.

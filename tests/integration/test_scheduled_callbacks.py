@@ -184,3 +184,25 @@ async def test_booked_times_hold_slots_and_a_closure_moves_an_agreed_time_once(d
         assert again is not None and again.moved_from == at
     finally:
         await engine.dispose()
+
+
+async def test_the_store_reads_any_zone_as_the_instant_it_is(db_url):
+    # SQLite keeps no offset: a "now" given in another zone must still mean its instant.
+    await asyncio.to_thread(upgrade, db_url)
+    engine = make_engine(db_url)
+    store = CallbackStore(engine, "node-a")
+    now = datetime.now(UTC).replace(microsecond=0)
+    at = now + timedelta(minutes=30)
+    far_east = ZoneInfo("Pacific/Kiritimati")  # UTC+14: its wall clock is ahead of UTC's
+    try:
+        agreed, _ = await store.request(
+            call_id="agreed", number="+48601000002", queue="billing", arrived_at=at, now=now,
+            promised=(at, at + timedelta(minutes=30)), expires_at=at + timedelta(minutes=30),
+            due_at=at)
+        assert await store.take_turns("billing", 5, now.astimezone(far_east)) == []
+        assert await store.due_scheduled(now.astimezone(far_east)) == []
+        assert await store.expire_waiting((at + timedelta(minutes=29)).astimezone(far_east)) == []
+        assert [r.id for r in await store.take_turns("billing", 5, at.astimezone(far_east))] \
+            == [agreed.id]
+    finally:
+        await engine.dispose()
