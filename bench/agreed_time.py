@@ -63,7 +63,6 @@ from callback_dial import (  # noqa: E402
     NOHOLD_AGENT,
     NOHOLD_CUSTOMER,
     OFFER_EVERY,
-    count_in,
     databases,
     legs_from,
     seed_history,
@@ -82,7 +81,7 @@ from harness import (  # noqa: E402
     tree_cpu_s,
     wait_registered,
 )
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from callbackdb.callbacks import CallbackStore  # noqa: E402
 from callbackdb.engine import make_engine  # noqa: E402
@@ -165,6 +164,7 @@ class Result:
     asterisk_cpu_s: float = math.nan
     seed_s: float = 0.0
     book_s: float = 0.0
+    idle_ms_per_s: float = math.nan  # CPU per second with nothing due yet
     ready_ahead_s: float = math.nan  # nohold ready this long before the first agreed time
     problems: list[str] = field(default_factory=list)
     unserved: list[str] = field(default_factory=list)
@@ -306,6 +306,15 @@ async def stored(store: CallbackStore, ids: list[int], result: Result) -> None:
             result.ring.setdefault(key, ring)
 
 
+async def count_final(store: CallbackStore, ids: list[int]) -> int:
+    """How many of the run's callbacks are final (by id range: the history rows are
+    older; a range, not a list of 10 k ids asked every second)."""
+    stmt = select(func.count()).select_from(Callback).where(
+        Callback.id >= min(ids), Callback.id <= max(ids), Callback.state.in_(FINAL))
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(stmt)).scalar_one())
+
+
 def postmaster_pid(url: str) -> int | None:
     """The PostgreSQL server behind `url` (the one listening on its port)."""
     port = urlsplit(url).port
@@ -353,13 +362,20 @@ async def run_nohold(box: Sandbox, rec: LeanEvents, work: Path, label: str, url:
         await proc.wait_ready(box)
         result.ready_ahead_s = t0 - time.time()
         assert proc.proc is not None
+        # Idle (nothing due yet, the dialler polling the table every second): from a
+        # few seconds after the start until just before the first agreed time.
+        await asyncio.sleep(min(3.0, max(0.0, t0 - 5 - time.time())))
+        idle_from, idle_at = sample_process(proc.proc.pid), time.monotonic()
         await asyncio.sleep(max(0.0, t0 - 1 - time.time()))
         before = sample_process(proc.proc.pid)
+        if time.monotonic() - idle_at >= 5:
+            result.idle_ms_per_s = (before.cpu_s - idle_from.cpu_s) * 1000 / (
+                time.monotonic() - idle_at)
         db_before = tree_cpu_s(postmaster) if postmaster else math.nan
         ast_before = tree_cpu_s(box.pid)
         deadline = t0 + plan.span + args.window + 120
         while time.time() < deadline:
-            if await count_in(store, ids, FINAL) == len(ids):
+            if await count_final(store, ids) == len(ids):
                 break
             await asyncio.sleep(1)
         after = await settled_sample(proc.proc.pid)
@@ -392,9 +408,22 @@ def _ms(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.1f}"
 
 
+def quarters(r: Result) -> str:
+    """Lateness of agent up through the run: does a backlog build up?"""
+    keys = sorted((k for k in r.agent_up if k in r.due), key=r.due.__getitem__)
+    if not keys:
+        return "-"
+    parts = []
+    for q in range(4):
+        late = [r.agent_up[k] - r.due[k] for k in keys[q * len(keys) // 4:
+                                                        (q + 1) * len(keys) // 4]]
+        parts.append(f"{_s(late, None)}/{_s(late, 100)}")
+    return "  ".join(parts)
+
+
 HEADER = ["run", "served", "early", "agent up p50", "p99", "max", "connected p50", "p99",
           "max", "ring p50", "p99", "max", "CPU ms/cb", "x floor", "DB ms/cb",
-          "Asterisk ms/cb", "agent busy s"]
+          "Asterisk ms/cb", "idle ms/s", "agent busy s"]
 
 
 def row(r: Result, floor: Result) -> list[str]:
@@ -405,6 +434,7 @@ def row(r: Result, floor: Result) -> list[str]:
             _s(up, None), _s(up, 99), _s(up, 100), _s(conn, None), _s(conn, 99),
             _s(conn, 100), _s(ring, None), _s(ring, 99), _s(ring, 100), _ms(cpu), ratio,
             _ms(r.per_callback_ms(r.db_cpu_s)), _ms(r.per_callback_ms(r.asterisk_cpu_s)),
+            _ms(r.idle_ms_per_s),
             f"{statistics.mean(r.busy):.1f}" if r.busy else "-"]
 
 
@@ -431,7 +461,8 @@ def report(floor: Result, runs: list[Result], plan: Plan, args: argparse.Namespa
            "early = callbacks with any of them before the agreed time",
            "CPU ms/cb = app process utime+stime from the first agreed time until idle after "
            "the last / callbacks served; x floor = that / the floor's; DB = PostgreSQL "
-           "server; agent busy = the agent side's life, Up to destroyed (mean)",
+           "server; idle = nohold's CPU per second before the first agreed time (the dialler's "
+           "polling alone); agent busy = the agent side's life, Up to destroyed (mean)",
            "", table([row(floor, floor), *(row(r, floor) for r in runs)]), ""]
     for r in (floor, *runs):
         conn = r.late(r.connected) or r.late(r.agent_up)
@@ -444,8 +475,10 @@ def report(floor: Result, runs: list[Result], plan: Plan, args: argparse.Namespa
             if r.busy else math.nan
         out.append(f"{r.label}: goal p99 <= {GOAL_P99_S:g} s {goal} ({p99:.2f} s); agents "
                    f"busy {busy:.0%} of the time (rate x agent busy / agents)")
+        out.append("  agent up late by quarter of the span, p50/max s (a backlog grows "
+                   "quarter by quarter): " + quarters(r))
         if r is not floor:
-            out[-1] += extra
+            out[-2] += extra
             out.append("  final states: " + ", ".join(f"{k} {v}" for k, v in
                                                      sorted(r.states.items())))
         if r.unserved:
