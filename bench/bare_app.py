@@ -17,10 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import signal
 import sys
 from typing import Any
+
+from harness import app_main
 
 from ari_apps.ari_client import AriClient, AriError
 
@@ -48,35 +48,13 @@ async def serve(client: AriClient, media: str) -> None:
         task.add_done_callback(tasks.discard)
 
 
-async def run(url: str, user: str, password: str, app: str, media: str) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with AriClient(url, user, password, app) as client:
-        server = asyncio.create_task(serve(client, media))
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({server, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        server.cancel()
-        stopper.cancel()
-    log.info("stopped")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="ARI base URL, e.g. http://127.0.0.1:8088")
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--app", default="bench-bare")
-    parser.add_argument("--media", required=True, help="e.g. sound:/var/lib/nohold/prompts/notice")
-    args = parser.parse_args(argv)
-    password = os.environ.get("BENCH_ARI_PASSWORD", "")
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
-    asyncio.run(run(args.url, args.user, password, args.app, args.media))
-    return 0
+    def add_args(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--media", required=True,
+                            help="e.g. sound:/var/lib/nohold/prompts/notice")
+
+    return app_main(__doc__ or "", "bench-bare", argv,
+                    lambda client, args: serve(client, args.media), log, add_args)
 
 
 if __name__ == "__main__":

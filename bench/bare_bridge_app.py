@@ -17,14 +17,13 @@ SIGINT stops it.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import sys
 from typing import Any
+
+from harness import app_main
 
 from ari_apps.ari_client import AriClient, AriError
 
@@ -110,34 +109,9 @@ async def serve(client: AriClient, app: str) -> None:
         task.add_done_callback(tasks.discard)
 
 
-async def run(url: str, user: str, password: str, app: str) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with AriClient(url, user, password, app) as client:
-        server = asyncio.create_task(serve(client, app))
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({server, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        server.cancel()
-        stopper.cancel()
-    log.info("stopped")
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="ARI base URL, e.g. http://127.0.0.1:8088")
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--app", default="bench-bridge")
-    args = parser.parse_args(argv)
-    password = os.environ.get("BENCH_ARI_PASSWORD", "")
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-    )
-    logging.getLogger("aiohttp").setLevel(logging.WARNING)
-    asyncio.run(run(args.url, args.user, password, args.app))
-    return 0
+    return app_main(__doc__ or "", "bench-bridge", argv,
+                    lambda client, args: serve(client, args.app), log)
 
 
 if __name__ == "__main__":

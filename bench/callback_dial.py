@@ -39,12 +39,9 @@ import argparse
 import asyncio
 import contextlib
 import re
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -54,11 +51,13 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
-from notice_latency import (  # noqa: E402
+from harness import (  # noqa: E402
     Subject,
+    cancel_on_sigterm,
     clean_env,
     machine_info,
     percentile,
+    run_bench,
     start_process,
     stop_process,
     wait_registered,
@@ -530,9 +529,7 @@ def report(floor: Run, runs: list[tuple[Run, int]], args: argparse.Namespace,
 # -- main ---------------------------------------------------------------------------------
 async def bench(box: Sandbox, work: Path, args: argparse.Namespace,
                 running: list[subprocess.Popen[bytes]]) -> str:
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    cancel_on_sigterm()
     async with AsteriskEvents(box) as rec:
         await rec.action("Setvar", Variable="GLOBAL(CB_TALK)", Value=str(args.talk))
         info = await rec.ari.check()
@@ -591,26 +588,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="nohold-bench-cb-"))
-    running: list[subprocess.Popen[bytes]] = []
     # The offer after a minute, then every minute: app_queue rings no agent for a
     # caller (placeholders included) while it plays them the offer, so the tests' 2 s
     # and 5 s would measure that.
-    box = start_cb_box(agents=args.agents, offer_every=OFFER_EVERY, offer_after=OFFER_EVERY)
-    try:
-        print(asyncio.run(bench(box, work, args, running)))
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        print("interrupted", file=sys.stderr)
-        return 130
-    finally:
-        for proc in running:
-            stop_process(proc)
-        box.stop()
-        if args.keep:
-            print(f"work dir kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return run_bench(
+        "nohold-bench-cb-", args.keep,
+        lambda: start_cb_box(agents=args.agents, offer_every=OFFER_EVERY,
+                             offer_after=OFFER_EVERY),
+        lambda box, work, running: bench(box, work, args, running))
 
 
 if __name__ == "__main__":

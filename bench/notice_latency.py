@@ -34,30 +34,32 @@ import argparse
 import asyncio
 import math
 import os
-import platform
-import re
-import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ari_apps.ari_client import (
-    CONNECTED_EVENT,
-    AriClient,
-    AriError,
-    AriNotFound,
-    wait_for_application,
+from harness import (
+    ProcSample,
+    Subject,
+    cancel_on_sigterm,
+    clean_env,
+    machine_info,
+    percentile,
+    run_bench,
+    settled_sample,
+    start_process,
+    stop_process,
+    wait_registered,
 )
+
+from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriNotFound
 from nohold import logs
 from nohold.prompts import build_prompts
 from nohold.registry import load_settings
@@ -71,43 +73,6 @@ BARE_APP = "bench-bare"
 BARE_DIALPLAN = f"[{BARE_APP}]\nexten => s,1,Stasis({BARE_APP})\n same => n,Hangup()\n"
 NOTICE_TIMEOUT = 30.0  # s from originate to the notice starting before a call counts as failed
 GONE_TIMEOUT = 10.0  # s to wait for ";2" to be destroyed after hanging up ";1"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# --- /proc --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ProcSample:
-    cpu_s: float  # utime + stime, all threads
-    rss_kb: int  # VmRSS
-    hwm_kb: int  # VmHWM: peak RSS since the process started
-
-
-def sample_process(pid: int) -> ProcSample:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()  # after "(comm)": state is fields[0]
-    utime, stime = int(fields[11]), int(fields[12])
-    status = Path(f"/proc/{pid}/status").read_text()
-    return ProcSample((utime + stime) / CLK_TCK, _status_kb(status, "VmRSS"),
-                      _status_kb(status, "VmHWM"))
-
-
-def _status_kb(status: str, key: str) -> int:
-    match = re.search(rf"^{key}:\s+(\d+) kB", status, re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
-async def settled_sample(pid: int, quiet: float = 0.5, limit: float = 10.0) -> ProcSample:
-    """Sample once the process's CPU time stops moving (late ledger writes, log flushes)."""
-    deadline = time.monotonic() + limit
-    last = sample_process(pid)
-    while time.monotonic() < deadline:
-        await asyncio.sleep(quiet)
-        now = sample_process(pid)
-        if now.cpu_s == last.cpu_s:
-            return now
-        last = now
-    return last
 
 
 # --- the observer: sink for ";1" halves and stopwatch for ";2" halves ----------------
@@ -248,16 +213,6 @@ async def run_calls(observer: Observer, endpoint: str, calls: int, concurrency: 
 # --- the apps under test ------------------------------------------------------------
 
 @dataclass
-class Subject:
-    label: str
-    app: str  # ARI application name, to know when it is connected
-    endpoint: str  # what we originate to reach it
-    cmd: list[str]
-    env: dict[str, str]
-    log_path: Path
-
-
-@dataclass
 class Measurement:
     label: str
     results: CallResults
@@ -276,42 +231,6 @@ class Measurement:
     @property
     def rss_growth_kb_per_call(self) -> float:
         return (self.after.rss_kb - self.before.rss_kb) / max(self.completed, 1)
-
-
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Our environment without NOHOLD_* overrides (they would beat the config file)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOHOLD_")}
-    env.update(extra or {})
-    return env
-
-
-def start_process(subject: Subject) -> subprocess.Popen[bytes]:
-    """Start it with its own log; setpriv makes the kernel TERM it if we die (kill -9)."""
-    cmd = subject.cmd
-    if shutil.which("setpriv"):
-        cmd = ["setpriv", "--pdeathsig", "TERM", "--", *cmd]
-    with subject.log_path.open("ab") as log:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, env=subject.env)
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-async def wait_registered(client: AriClient, subject: Subject,
-                          proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    try:
-        await wait_for_application(client, subject.app, timeout=timeout,
-                                   alive=lambda: proc.poll() is None)
-    except (RuntimeError, TimeoutError) as exc:
-        raise RuntimeError(f"{subject.label}: {exc}; see {subject.log_path}") from None
 
 
 def problem_lines(log_path: Path) -> list[str]:
@@ -372,30 +291,6 @@ def ledger_outcomes(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT outcome, count(*) FROM notice_plays GROUP BY outcome")
         return {str(outcome): int(n) for outcome, n in rows}
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile (p99 of 200 values is the 198th smallest)."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
-
-def machine_info(asterisk_version: str) -> list[str]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return [
-        f"machine: nproc {len(os.sched_getaffinity(0))} ({model}), Linux {platform.release()}",
-        f"python {platform.python_version()}, Asterisk {asterisk_version}, clock tick "
-        f"{1000 / CLK_TCK:g} ms",
-    ]
 
 
 def _row(m: Measurement) -> list[str]:
@@ -471,10 +366,7 @@ def report(floor: Measurement, nohold: Measurement, args: argparse.Namespace,
 
 async def bench(box: Sandbox, work: Path, args: argparse.Namespace,
                 running: list[subprocess.Popen[bytes]]) -> str:
-    main_task = asyncio.current_task()
-    assert main_task is not None
-    # SIGTERM cancels the run like Ctrl-C does; main()'s finally then stops everything.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
+    cancel_on_sigterm()
     nohold, media = prepare_nohold(box, work)
     floor = prepare_floor(box, work, media)
     observer = Observer(box)
@@ -503,23 +395,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="nohold-bench-"))
-    running: list[subprocess.Popen[bytes]] = []
-    box = start_sandbox(f"bench-{os.getpid()}", BARE_DIALPLAN, lambda msg: print(msg, flush=True))
-    try:
-        print(asyncio.run(bench(box, work, args, running)))
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        print("interrupted: stopping everything", file=sys.stderr)
-        return 130
-    finally:
-        for proc in running:
-            stop_process(proc)
-        box.stop()
-        if args.keep:
-            print(f"\nwork dir kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return 0
+    return run_bench(
+        "nohold-bench-", args.keep,
+        lambda: start_sandbox(f"bench-{os.getpid()}", BARE_DIALPLAN,
+                              lambda msg: print(msg, flush=True)),
+        lambda box, work, running: bench(box, work, args, running))
 
 
 if __name__ == "__main__":
