@@ -104,6 +104,8 @@ class AriClient:
         self._backoff_max = backoff_max
         self._closed = False
         self._ws: aiohttp.ClientWebSocketResponse | None = None
+        # The subscription request of the socket being set up, while it is unanswered.
+        self._subscribing: asyncio.Future[Any] | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -119,6 +121,11 @@ class AriClient:
 
     async def close(self) -> None:
         self._closed = True
+        # A subscription Asterisk reads after the socket's close is made on an app it
+        # has already unregistered: the app then stays listed, holding the "all"
+        # subscriptions, for good (stasis_app_subscribe() finds the app until cleanup()
+        # unlinks it, and nothing unlinks it later). So it is answered first.
+        await _settle(self._subscribing)
         if self._ws is not None:
             await self._ws.close()
         if self._own_session and self._session is not None:
@@ -183,11 +190,22 @@ class AriClient:
                 # Before CONNECTED: whoever waits for it may act at once and must
                 # see the events. A failure ends this connection (retried), never
                 # a silently deaf app.
+                # The request runs on its own so that neither close() nor a cancel of
+                # this generator closes the socket before Asterisk has answered it.
+                self._subscribing = asyncio.ensure_future(self.request(
+                    "POST", f"/applications/{self.app}/subscription",
+                    params={"eventSource": ",".join(self.subscribe)}))
                 try:
-                    await self.request("POST", f"/applications/{self.app}/subscription",
-                                       params={"eventSource": ",".join(self.subscribe)})
+                    await asyncio.shield(self._subscribing)
                 except AriError as exc:
                     raise aiohttp.ClientError(f"subscribing {self.subscribe}: {exc}") from exc
+                except asyncio.CancelledError:
+                    await _settle(self._subscribing)
+                    raise
+                finally:
+                    self._subscribing = None
+            if self._closed:
+                return
             log.info("ari_events_connected app=%s url=%s", self.app, ws_url)
             yield {"type": CONNECTED_EVENT, "application": self.app}
             async for msg in ws:
@@ -223,6 +241,14 @@ async def wait_for_application(
         except AriNotFound:
             await asyncio.sleep(0.1)
     raise TimeoutError(f"ARI app {app!r} not registered within {timeout:g}s")
+
+
+async def _settle(fut: asyncio.Future[Any] | None) -> None:
+    """Until `fut` is done, whatever its outcome (bounded by the request timeout)."""
+    if fut is not None and not fut.done():
+        await asyncio.wait({fut})
+    if fut is not None and fut.done() and not fut.cancelled():
+        fut.exception()  # retrieved: an outcome nobody awaits is not an error here
 
 
 def _param(value: Any) -> str:
