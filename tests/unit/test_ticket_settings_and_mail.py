@@ -163,3 +163,26 @@ def test_an_html_only_or_huge_mail_is_refused():
         report_fields(parse_message(msg.as_bytes()))
     with pytest.raises(BadMail, match="KiB"):
         parse_message(b"Subject: Ticket 9\r\n\r\n" + b"x" * 300_000)
+
+
+def test_the_example_files_commented_blocks_are_valid_once_uncommented():
+    import re
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "config" / "nohold.example.toml").read_text()
+    block = text.split("\n# [tickets]\n", 1)[1]
+    tickets_part, imap_part = block.split("\n# [tickets.imap]\n", 1)
+
+    def uncomment(part: str) -> str:
+        return "\n".join(m.group(1) for m in re.finditer(r"^# (\w+ = .*)$", part, re.M)
+                         if not m.group(1).startswith(("secret", "previous_secret",
+                                                       "password")))
+
+    raw = tomllib.loads(f"[tickets]\n{uncomment(tickets_part)}\n"
+                        f"[tickets.imap]\n{uncomment(imap_part)}\n")
+    raw["tickets"]["secret"] = SECRET
+    raw["tickets"]["imap"]["password"] = "x"
+    t = parse_settings({**HTTP, **raw}).section(TicketSettings)
+    assert (t.enabled, t.webhook, t.max_age, t.imap.enabled, t.imap.port, t.imap.senders) == (
+        True, True, 300.0, True, 993, ("tickets@partner.example",))
