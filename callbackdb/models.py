@@ -146,3 +146,68 @@ class CalendarOverride(Base):
     note: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     created_by: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+
+
+class Ticket(Base):
+    """A ticket the partner call centre reported (webhook or email), one row per partner
+    ticket id: a repeat report updates it. Its state and who moved it last are what
+    the alerts (who acknowledged) and the follow-up call (resolved when, how) read."""
+
+    __tablename__ = "tickets"
+    __table_args__ = (
+        UniqueConstraint("partner_id", name="tickets_partner_id"),
+        Index("tickets_by_state", "state", "received_at"),
+        CheckConstraint("state IN ('open', 'acknowledged', 'resolved')", name="tickets_state"),
+        CheckConstraint("category IN ('outage', 'fault', 'billing', 'other')",
+                        name="tickets_category"),
+        CheckConstraint("urgency IN ('low', 'normal', 'urgent')", name="tickets_urgency"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)  # webhook | email
+    caller: Mapped[str] = mapped_column(String(20), nullable=False, default="")  # E.164
+    customer: Mapped[str] = mapped_column(String(32), nullable=False, default="")
+    category: Mapped[str] = mapped_column(String(16), nullable=False)
+    urgency: Mapped[str] = mapped_column(String(16), nullable=False, default="normal")
+    text: Mapped[str] = mapped_column(String(4000), nullable=False)
+    call_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    reports: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="open")
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[str] = mapped_column(String(80), nullable=False, default="")
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by: Mapped[str] = mapped_column(String(80), nullable=False, default="")
+    resolution: Mapped[str] = mapped_column(String(1000), nullable=False, default="")
+    reopened: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class TicketEvent(Base):
+    """A ticket's history: reported, updated (what changed), acknowledged, resolved,
+    reopened; who did it, through what, with their note."""
+
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index("ticket_events_by_ticket", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), nullable=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    via: Mapped[str] = mapped_column(String(16), nullable=False, default="")
+    actor: Mapped[str] = mapped_column(String(80), nullable=False, default="")
+    note: Mapped[str] = mapped_column(String(1000), nullable=False, default="")
+
+
+class TicketDelivery(Base):
+    """Signed webhook requests accepted within the replay window, by the hash of what
+    was signed: the same request again is a replay. Older rows are pruned."""
+
+    __tablename__ = "ticket_deliveries"
+    __table_args__ = (Index("ticket_deliveries_by_time", "received_at"),)
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))

@@ -4,8 +4,12 @@ Features contribute routes (`Contribution.http_routes`); this adapter owns what 
 route needs and is easy to get wrong once per feature:
 
 - **auth**: every request carries `Authorization: Bearer <[http] token>`, compared in
-  constant time; anything else is 401 before any route is looked up (an unknown
-  path does not tell an outsider which paths exist).
+  constant time; anything else is 401 before any handler runs (an unknown path does
+  not tell an outsider which paths exist). The one exception is a handler wrapped in
+  `own_auth`: a webhook whose caller cannot hold the agents' token authenticates each
+  request itself (the partner's tickets: an HMAC signature over the body), and must
+  refuse with 401 what it cannot verify. Only a matched method and path skips the
+  token, so an unknown path or method is still 401.
 - **bounded bodies**: at most MAX_BODY bytes (413), read whole before a handler sees
   them.
 - **JSON everywhere**: every answer, errors included, is `{"error": <code>, "message":
@@ -58,6 +62,22 @@ class HttpError(Exception):
     def response(self) -> web.Response:
         return error_response(self.status, self.error, self.message, self.headers,
                               **self.extra)
+
+
+def own_auth(handler: Handler) -> Handler:
+    """`handler` authenticates its requests itself (e.g. a signature over the body): the
+    server lets them through without the bearer token. Everything else the server does
+    (body limit, JSON errors, access line) still applies."""
+
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        return await handler(request)
+
+    setattr(wrapped, _OWN_AUTH, True)
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+_OWN_AUTH = "_nohold_own_auth"
 
 
 def json_response(data: Any, status: int = 200,
@@ -147,6 +167,10 @@ class HttpServer:
             await runner.cleanup()
 
     def _authorized(self, request: web.Request) -> bool:
+        # A matched route whose handler checks its own requests (own_auth); an unknown
+        # path or method matches aiohttp's error handler, never marked.
+        if getattr(request.match_info.handler, _OWN_AUTH, False):
+            return True
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer":
             return False

@@ -14,12 +14,14 @@ from nohold import config
 from nohold.ami import feature as ami
 from nohold.calendar import feature as calendar
 from nohold.feature import Feature
+from nohold.tickets import feature as tickets
 from nohold.watchdog import feature as watchdog
 
 # In start order: ami and calendar first, so that later features find the queue state
 # and the calendars.
 FEATURES: tuple[Feature, ...] = (ami.FEATURE, calendar.FEATURE, ivr.FEATURE,
-                                 notice_once.FEATURE, watchdog.FEATURE, callbacks.FEATURE)
+                                 notice_once.FEATURE, watchdog.FEATURE, callbacks.FEATURE,
+                                 tickets.FEATURE)
 
 
 def sections() -> tuple[config.Section, ...]:

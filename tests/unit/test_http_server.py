@@ -13,7 +13,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from nohold.http_server import HttpError, HttpServer, json_response, read_json_object
+from nohold.http_server import (
+    HttpError,
+    HttpServer,
+    json_response,
+    own_auth,
+    read_json_object,
+)
 from tests.support.leaks import server_sessions, wait_until
 
 TOKEN = "test-token-0123456789-abcdefghij"
@@ -37,8 +43,16 @@ async def slow(request: web.Request) -> web.Response:
     return json_response({"slow": True})
 
 
+async def signed(request: web.Request) -> web.Response:
+    """A webhook that checks its own requests (a stand-in for a signature)."""
+    if request.headers.get("X-Proof") != "yes":
+        raise HttpError(401, "bad_signature", "no proof")
+    return json_response({"got": await read_json_object(request)})
+
+
 ROUTES = [web.post("/v1/echo", echo), web.get("/v1/teapot", teapot),
-          web.get("/v1/broken", broken), web.get("/v1/slow", slow)]
+          web.get("/v1/broken", broken), web.get("/v1/slow", slow),
+          web.post("/v1/hook", own_auth(signed))]
 
 
 @pytest.fixture
@@ -82,6 +96,25 @@ async def test_missing_or_wrong_token_is_401_json_for_every_path(server, http, h
         assert status == 401, (path, body)
         assert body["error"] == "unauthorized" and "Bearer" in str(body["message"])
         assert resp_headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_a_route_with_its_own_auth_needs_no_token_but_its_own_proof(server, http):
+    status, body, _ = await call(http, "POST", url(server, "/v1/hook"),
+                                 headers={"X-Proof": "yes"}, json={"a": 1})
+    assert (status, body) == (200, {"got": {"a": 1}})
+    status, body, _ = await call(http, "POST", url(server, "/v1/hook"), json={"a": 1})
+    assert (status, body["error"]) == (401, "bad_signature")
+    # Only the matched method and path: another method, or a path beside it, still
+    # needs the token (and says nothing about which paths exist).
+    for method, path in (("GET", "/v1/hook"), ("POST", "/v1/hook/x"), ("POST", "/v1/hooks")):
+        status, body, _ = await call(http, method, url(server, path),
+                                     headers={"X-Proof": "yes"}, json={})
+        assert (status, body["error"]) == (401, "unauthorized"), (method, path)
+    # The body limit holds for it too.
+    big = b'{"a": "' + b"x" * 2000 + b'"}'
+    status, body, _ = await call(http, "POST", url(server, "/v1/hook"),
+                                 headers={"X-Proof": "yes"}, data=big)
+    assert (status, body["error"]) == (413, "too_large")
 
 
 async def test_the_right_token_gets_through(server, http):

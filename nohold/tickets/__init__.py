@@ -1,0 +1,1 @@
+"""The partner's tickets (issue 10 §2): signed webhook, IMAP mailbox, `nohold tickets`."""
