@@ -29,12 +29,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from ipaddress import ip_address
 from typing import Any
 
 from aiohttp import web
 
 from nohold.config import HttpSettings
+from nohold.decisions.peers import is_loopback
 
 log = logging.getLogger("nohold.http")
 
@@ -105,7 +105,7 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 def exposure_warnings(http: HttpSettings) -> list[str]:
     """What `nohold check` and `nohold run` say about an API listening beyond loopback."""
-    if not http.enabled or _is_loopback(http.host):
+    if not http.enabled or is_loopback(http.host):
         return []
     return [
         f"[http] host = {http.host!r}: the HTTP API (callbacks booked, listed and cancelled "
@@ -115,14 +115,6 @@ def exposure_warnings(http: HttpSettings) -> list[str]:
         "port to the agents' desktops"
     ]
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HttpServer:

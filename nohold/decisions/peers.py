@@ -48,7 +48,7 @@ def exposure_warnings(host: str, allow: Sequence[Network] | None) -> list[str]:
 
     `allow` is None when the config does not set it (loopback peers only)."""
     warnings = []
-    if not _is_loopback(host) and allow is None:
+    if not is_loopback(host) and allow is None:
         warnings.append(
             f"[agi] host = {host!r} listens beyond this machine, but [agi] allow is not set: "
             "only loopback peers are served and every other peer is refused. List the "
@@ -64,7 +64,7 @@ def exposure_warnings(host: str, allow: Sequence[Network] | None) -> list[str]:
     return warnings
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from ipaddress import ip_address
 
 import phonenumbers
 
@@ -45,6 +44,7 @@ from nohold.config import (
     choice,
     matching,
 )
+from nohold.decisions.peers import is_loopback
 
 SECRET_ENV = "NOHOLD_TICKETS_SECRET"
 PREVIOUS_SECRET_ENV = "NOHOLD_TICKETS_PREVIOUS_SECRET"
@@ -111,12 +111,6 @@ def _secret(t: Table, env: Mapping[str, str], name: str, var: str) -> str:
     return value
 
 
-def _is_loopback(host: str) -> bool:
-    try:
-        return host == "localhost" or ip_address(host).is_loopback
-    except ValueError:
-        return False
-
 
 def _parse_imap(t: Table, env: Mapping[str, str]) -> ImapSettings:
     senders = t.get("senders", list, [])
@@ -160,7 +154,7 @@ def _parse_imap(t: Table, env: Mapping[str, str]) -> ImapSettings:
         if not imap.senders:
             raise ConfigError(f"{t.key('senders')}: list the partner's sending addresses "
                               "(or @their-domain); mail from anyone else is set aside")
-        if imap.security == "none" and not _is_loopback(imap.host):
+        if imap.security == "none" and not is_loopback(imap.host):
             raise ConfigError(f"{t.key('security')} = \"none\" sends the password in clear: "
                               "only for a loopback host; use tls or starttls")
     return imap
