@@ -11,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEBIAN_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-all postgresql)
+# nodejs: the tests' SMSC (node-smpp, tests/support/smpp_peer), a peer nohold does not share code with.
+DEBIAN_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-all postgresql nodejs)
 PYTHON=${PYTHON:-python3}
 
 as_root() {
@@ -48,6 +49,15 @@ install_python() {
     fi
 }
 
+install_test_peers() {
+    local peer=tests/support/smpp_peer
+    if [ ! -f "$peer/node_modules/.nohold-installed" ] || [ "$peer/package-lock.json" -nt "$peer/node_modules/.nohold-installed" ]; then
+        echo "installing the test SMSC's node modules ($peer)" >&2
+        (cd "$peer" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        touch "$peer/node_modules/.nohold-installed"
+    fi
+}
+
 # A flaky test is a defect: run the suite N times, each pytest session starting its
 # own sandbox Asterisk, and report every run, not just the last.
 repeat_fresh() {
@@ -75,6 +85,7 @@ case "${1:-}" in
     test)
         install_debian_packages
         install_python
+        install_test_peers
         shift
         .venv/bin/ruff check .
         .venv/bin/mypy ari_apps callbackdb nohold agi_scripts dialplan

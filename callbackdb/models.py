@@ -211,3 +211,61 @@ class TicketDelivery(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+
+
+class AlertRun(Base):
+    """One escalation for one opening of a ticket (`run` is the ticket's `reopened` count:
+    a reopened ticket alerts again). The order of people is frozen when it starts, so
+    every node and every restart computes the same plan from it."""
+
+    __tablename__ = "alert_runs"
+    __table_args__ = (
+        Index("alert_runs_by_state", "state"),
+        CheckConstraint("state IN ('running', 'stopped', 'exhausted', 'nobody', "
+                        "'not_alerted')", name="alert_runs_state"),
+    )
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    run: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    people: Mapped[str] = mapped_column(String(400), nullable=False, default="")  # a,b,c
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="running")
+    why: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Alert(Base):
+    """One step of a run carried out (or skipped): an SMS or a call to one person. The
+    unique (ticket, run, step) is the claim that makes a step happen once whatever the
+    nodes and restarts; `holder`/`lease_until` let another node resend a step whose
+    sender died before it could say how the send went (at least once)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "run", "step", name="alerts_step_once"),
+        Index("alerts_by_state", "state", "next_try_at"),
+        Index("alerts_by_message", "message_id"),
+        Index("alerts_by_person", "person", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), nullable=False)
+    run: Mapped[int] = mapped_column(Integer, nullable=False)
+    step: Mapped[str] = mapped_column(String(80), nullable=False)  # r1:sms:jan
+    round: Mapped[int] = mapped_column(Integer, nullable=False)
+    person: Mapped[str] = mapped_column(String(32), nullable=False)
+    via: Mapped[str] = mapped_column(String(8), nullable=False)  # sms | call
+    address: Mapped[str] = mapped_column(String(32), nullable=False)  # E.164
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # sending -> sent -> delivered | undeliverable; sending -> retry -> sending ...;
+    # skipped; cancelled (acknowledged meanwhile); for calls: answered | acknowledged |
+    # unanswered
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    next_try_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    holder: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    detail: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -11,6 +11,7 @@ from agi_scripts import notice_once
 from ari_apps.callbacks import feature as callbacks
 from ari_apps.ivr import feature as ivr
 from nohold import config
+from nohold.alerts import feature as alerts
 from nohold.ami import feature as ami
 from nohold.calendar import feature as calendar
 from nohold.feature import Feature
@@ -21,7 +22,7 @@ from nohold.watchdog import feature as watchdog
 # and the calendars.
 FEATURES: tuple[Feature, ...] = (ami.FEATURE, calendar.FEATURE, ivr.FEATURE,
                                  notice_once.FEATURE, watchdog.FEATURE, callbacks.FEATURE,
-                                 tickets.FEATURE)
+                                 tickets.FEATURE, alerts.FEATURE)
 
 
 def sections() -> tuple[config.Section, ...]:

@@ -8,7 +8,6 @@ as the service's own, so a cancel racing a dial never half-happens.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -16,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from ari_apps.callbacks.booking import NotBooked, Request, parse_window, schedule
 from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackRecord, CallbackStore, CannotCancel
-from callbackdb.engine import make_engine
 from nohold.config import Settings
+from nohold.db_commands import on_database
 from nohold.decisions.callbacks import LIVE, State
 from nohold.decisions.numbers import NumberRefused
 from nohold.feature import Calendars
@@ -33,21 +31,8 @@ T = TypeVar("T")
 def _run(ctx: click.Context, work: Callable[[CallbackStore, Settings], Awaitable[T]]) -> T:
     settings: Settings = ctx.obj["load_settings"]()
     node = settings.section(CallbackSettings).node
-
-    async def go() -> T:
-        engine = make_engine(settings.database.url)
-        try:
-            return await work(CallbackStore(engine, node), settings)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(go())
-    except SQLAlchemyError as exc:
-        raise click.ClickException(
-            f"database {settings.database.url.split('@')[-1]}: {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0]} (is the schema current? run: nohold db upgrade)"
-        ) from None
+    return on_database(settings, "the callbacks' tables",
+                       lambda engine: work(CallbackStore(engine, node), settings))
 
 
 def _when(value: datetime | None) -> str:

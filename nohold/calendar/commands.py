@@ -7,7 +7,6 @@ calendar's zone; with one (`+01:00`, `Z`) they are instants.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -15,11 +14,8 @@ from datetime import date, datetime, tzinfo
 from typing import TypeVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
 from callbackdb.calendar_overrides import CalendarOverrideStore, OverrideRow
-from callbackdb.engine import DatabaseUrlError, make_engine
-from callbackdb.migrate import current_revision, head_revision
 from nohold.calendar.book import build_calendars
 from nohold.calendar.settings import (
     NOTE_MAX,
@@ -29,6 +25,7 @@ from nohold.calendar.settings import (
     utc_now,
 )
 from nohold.config import Settings
+from nohold.db_commands import on_database
 from nohold.decisions.hours import (
     Kind,
     Override,
@@ -54,31 +51,8 @@ def _spec(cals: CalendarSettings, name: str | None) -> CalendarSpec:
 
 
 def _store(settings: Settings, work: Callable[[CalendarOverrideStore], Awaitable[T]]) -> T:
-    """Run `work` on the overrides table; a database that cannot be read, or whose
-    schema is not current, is one clear line, not a traceback."""
-    where = settings.database.url.split("@")[-1]
-
-    async def go() -> T:
-        engine = make_engine(settings.database.url)
-        try:
-            revision = await current_revision(engine)
-            if revision != head_revision():
-                raise click.ClickException(
-                    f"database {where}: schema is at {revision or 'nothing'}, nohold needs "
-                    f"{head_revision()} (the calendar's overrides table): run "
-                    "`nohold db upgrade`")
-            return await work(CalendarOverrideStore(engine))
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(go())
-    except DatabaseUrlError as exc:
-        raise click.ClickException(f"database.url: {exc}") from None
-    except (SQLAlchemyError, OSError) as exc:
-        raise click.ClickException(
-            f"database {where}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
-            "(is it reachable, is the schema current? run: nohold db upgrade)") from None
+    return on_database(settings, "the calendar's overrides table",
+                       lambda engine: work(CalendarOverrideStore(engine)))
 
 
 def _instant(value: str, option: str) -> datetime:

@@ -7,7 +7,6 @@ guarded updates as the service, so two people resolving at once resolve it once.
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -15,41 +14,17 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
 
-from callbackdb.engine import DatabaseUrlError, make_engine
-from callbackdb.migrate import current_revision, head_revision
 from callbackdb.tickets import EventRecord, NoSuchTicket, NotAllowed, TicketRecord, TicketStore
-from nohold.config import Settings
+from nohold.db_commands import on_database
 from nohold.decisions.tickets import MAX_ACTOR, MAX_NOTE, State
 
 T = TypeVar("T")
 
 
 def _run(ctx: click.Context, work: Callable[[TicketStore], Awaitable[T]]) -> T:
-    settings: Settings = ctx.obj["load_settings"]()
-    where = settings.database.url.split("@")[-1]
-
-    async def go() -> T:
-        engine = make_engine(settings.database.url)
-        try:
-            revision = await current_revision(engine)
-            if revision != head_revision():
-                raise click.ClickException(
-                    f"database {where}: schema is at {revision or 'nothing'}, nohold needs "
-                    f"{head_revision()} (the tickets' tables): run `nohold db upgrade`")
-            return await work(TicketStore(engine))
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(go())
-    except DatabaseUrlError as exc:
-        raise click.ClickException(f"database.url: {exc}") from None
-    except (SQLAlchemyError, OSError) as exc:
-        raise click.ClickException(
-            f"database {where}: {type(exc).__name__}: {str(exc).splitlines()[0]} "
-            "(is it reachable, is the schema current? run: nohold db upgrade)") from None
+    return on_database(ctx.obj["load_settings"](), "the tickets' tables",
+                       lambda engine: work(TicketStore(engine)))
 
 
 def _when(value: datetime | None) -> str:

@@ -1,0 +1,63 @@
+"""The on-duty technician's alerts as a feature: the `[alerts]` section, the SMPP link,
+the escalation loop, `nohold alerts`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from callbackdb.alerts import AlertStore
+from callbackdb.tickets import TicketStore
+from nohold.alerts.commands import COMMANDS
+from nohold.alerts.escalator import Escalator
+from nohold.alerts.settings import SECTION, AlertSettings
+from nohold.alerts.smpp import Inbound, SmppGateway, SmppTarget, check_bind
+from nohold.config import Settings
+from nohold.feature import CheckFailed, Contribution, Feature, ServiceContext
+
+
+def enabled(settings: Settings) -> bool:
+    return settings.section(AlertSettings).enabled
+
+
+def target(alerts: AlertSettings) -> SmppTarget:
+    s = alerts.smpp
+    return SmppTarget(s.host, s.port, s.system_id, s.password, s.source, s.enquire_every)
+
+
+def start(ctx: ServiceContext) -> Contribution:
+    alerts = ctx.settings.section(AlertSettings)
+
+    async def run() -> None:
+        escalator: Escalator | None = None
+
+        async def inbound(msg: Inbound) -> None:
+            assert escalator is not None
+            await escalator.on_inbound(msg)
+
+        gateway = SmppGateway(target(alerts), inbound)
+        escalator = Escalator(alerts, AlertStore(ctx.engine), TicketStore(ctx.engine),
+                              gateway, ctx.calendars)
+        await gateway.start()
+        try:
+            await escalator.run()
+        finally:
+            await escalator.close()
+            await gateway.close()
+
+    return Contribution(tasks=[run])
+
+
+async def check_alerts(settings: Settings) -> str:
+    alerts = settings.section(AlertSettings)
+    try:
+        bound = await check_bind(target(alerts))
+    except Exception as exc:  # noqa: BLE001 - said to the admin, with what to fix
+        raise CheckFailed(f"alerts: {exc} (check [alerts.smpp] and the SMSC's account)"
+                          ) from None
+    on_duty = alerts.rota.on_duty(datetime.now(UTC))
+    return (f"alerts: ok ({bound}; {len(alerts.people)} people; on duty now: "
+            f"{', '.join(on_duty) or 'NOBODY'})")
+
+
+FEATURE = Feature(name="alerts", start=start, section=SECTION, enabled=enabled,
+                  checks=(check_alerts,), commands=COMMANDS)

@@ -1,0 +1,264 @@
+"""The `[alerts]` section: the technicians, the on-duty rota, and how an alert escalates.
+
+    [alerts]
+    enabled = true
+    tickets = "urgent_or_closed"    # which new tickets alert: all | urgent |
+                                    # urgent_or_closed (urgent ones, all while closed)
+    calendar = ""                   # the business calendar for "closed" ("" = default)
+    timezone = "Europe/Warsaw"      # the rota's wall clock
+    ack_within = 300                # seconds before the next step (a call, the next person)
+    rounds = 3                      # times the whole order is alerted
+    call = false                    # a voice call after the SMS (false: SMS only)
+    fallback = ["jan"]              # alerted when no shift or cover says who
+
+    [alerts.smpp]                   # the operator's SMSC (SMPP 3.4, one transceiver bind)
+    host = "smsc.example.net"
+    port = 2775
+    system_id = "nohold"            # at most 15 characters
+    password = ""                   # at most 8; $NOHOLD_SMPP_PASSWORD wins
+    source = "nohold"               # the sender shown: a number, or up to 11 letters
+    enquire_every = 30              # seconds between keep-alives
+
+    [alerts.people.jan]             # a name: a-z, 0-9, _ -
+    mobile = "+48601000001"
+    email = "jan@example.net"       # optional
+
+    [[alerts.shifts]]               # days and wall-clock hours; first in `order` is on duty
+    days = ["mon", "tue", "wed", "thu", "fri"]
+    hours = "17:00-24:00"
+    order = ["ewa", "jan"]
+
+    [[alerts.covers]]               # replaces the shifts for a period (holidays, leave)
+    from = 2026-12-24T00:00:00      # local time in `timezone`, or with an offset
+    to = 2026-12-27T00:00:00
+    order = ["jan"]
+    note = "Christmas"
+
+Every number is checked with libphonenumber (E.164 stored); every name in an order
+must be a person; overlapping shifts are refused (who is on duty must not depend on
+the order of lines in a file).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from nohold.config import (
+    HOST,
+    ConfigError,
+    Section,
+    Settings,
+    Table,
+    bounded,
+    choice,
+    matching,
+    text,
+)
+from nohold.decisions.alerts import Policy
+from nohold.decisions.hours import (
+    DEFAULT_TIMEZONE,
+    WEEKDAYS,
+    Window,
+    local_instant,
+    parse_window,
+)
+from nohold.decisions.numbers import NumberPolicy, NumberRefused
+from nohold.decisions.rota import Cover, Rota, Shift, overlapping_shifts
+
+NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
+SMPP_PASSWORD_ENV = "NOHOLD_SMPP_PASSWORD"
+# SMPP 3.4 C-Octet strings: system_id 16 and password 9 octets with the final NUL.
+_SYSTEM_ID = re.compile(r"^[!-~]{1,15}$")
+_SMPP_PASSWORD = re.compile(r"^[!-~]{0,8}$")
+_SOURCE = re.compile(r"^(\+?[0-9]{3,15}|[A-Za-z0-9 ._-]{1,11})$")
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    mobile: str  # E.164
+    email: str = ""
+
+
+@dataclass(frozen=True)
+class SmppSettings:
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = "nohold"
+    password: str = ""
+    source: str = "nohold"
+    enquire_every: float = 30.0
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    enabled: bool = False
+    tickets: Policy = Policy.URGENT_OR_CLOSED
+    calendar: str = ""
+    timezone: str = DEFAULT_TIMEZONE
+    ack_within: float = 300.0
+    rounds: int = 3
+    call: bool = False
+    default_region: str = "PL"
+    people: Mapping[str, Person] = field(default_factory=dict)
+    rota: Rota = field(default_factory=Rota)
+    smpp: SmppSettings = field(default_factory=SmppSettings)
+
+    def person_by_number(self, e164: str) -> Person | None:
+        return next((p for p in self.people.values() if p.mobile == e164), None)
+
+    @property
+    def ack_delta(self) -> timedelta:
+        return timedelta(seconds=self.ack_within)
+
+
+def parse_alerts(t: Table, env: Mapping[str, str]) -> AlertSettings:
+    zone = t.get("timezone", str, DEFAULT_TIMEZONE)
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"{t.key('timezone')} = {zone!r}: not a time zone this system "
+                          "knows (an IANA name such as 'Europe/Warsaw')") from None
+    region = t.get("default_region", str, "PL")
+    numbers = NumberPolicy(region, ())
+    people = {}
+    tp = t.table("people")
+    for name in list(tp.data):
+        if not NAME.match(name):
+            raise ConfigError(f"{tp.key(name)}: a person's name is a-z, 0-9, _ or - "
+                              "(1-32 characters)")
+        people[name] = _person(tp.table(name), name, numbers)
+    tp.done()
+
+    def order(table: Table, key: str = "order") -> tuple[str, ...]:
+        names = table.get(key, list, [])
+        for i, who in enumerate(names):
+            if who not in people:
+                raise ConfigError(f"{table.key(key)}[{i}] = {who!r}: not one of "
+                                  f"[alerts.people] ({', '.join(people) or 'none defined'})")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{table.key(key)} = {names!r}: a person is listed twice")
+        return tuple(names)
+
+    shifts = tuple(_shift(Table(entry, f"{t.key('shifts')}[{i}]"), order)
+                   for i, entry in enumerate(_tables(t, "shifts")))
+    problem = overlapping_shifts(shifts)
+    if problem:
+        raise ConfigError(f"{t.key('shifts')}: {problem}")
+    covers = tuple(_cover(Table(entry, f"{t.key('covers')}[{i}]"), order, tz)
+                   for i, entry in enumerate(_tables(t, "covers")))
+    calendar = t.get("calendar", str, "")
+    settings = AlertSettings(
+        enabled=t.get("enabled", bool, False),
+        tickets=Policy(choice(t, "tickets", Policy.URGENT_OR_CLOSED.value,
+                              tuple(p.value for p in Policy))),
+        calendar=calendar, timezone=zone,
+        ack_within=bounded(t, "ack_within", 300.0, 1.0, 3600.0),
+        rounds=t.integer("rounds", 3, 1, 10), call=t.get("call", bool, False),
+        default_region=region, people=people,
+        rota=Rota(shifts, covers, order(t, "fallback"), tz),
+        smpp=_smpp(t.table("smpp"), env))
+    t.done()
+    return settings
+
+
+def _smpp(t: Table, env: Mapping[str, str]) -> SmppSettings:
+    password = env.get(SMPP_PASSWORD_ENV) or t.get("password", str, "")
+    t.used.add("password")
+    if not _SMPP_PASSWORD.match(password):
+        raise ConfigError(f"{t.key('password')} (or ${SMPP_PASSWORD_ENV}): at most 8 "
+                          "printable characters without blanks (SMPP 3.4)")
+    settings = SmppSettings(
+        host=matching(t, "host", "127.0.0.1", HOST, "a host name or address"),
+        port=t.integer("port", 2775, 1, 65535),
+        system_id=matching(t, "system_id", "nohold", _SYSTEM_ID,
+                           "1-15 printable characters without blanks (SMPP 3.4)"),
+        password=password,
+        source=matching(t, "source", "nohold", _SOURCE,
+                        "a number (3-15 digits, + allowed) or 1-11 letters and digits"),
+        enquire_every=bounded(t, "enquire_every", 30.0, 1.0, 600.0))
+    t.done()
+    return settings
+
+
+def _tables(t: Table, key: str) -> list[dict[str, object]]:
+    entries = t.get(key, list, [])
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{t.key(key)}[{i}] = {entry!r}: expected a table "
+                              f"([[alerts.{key}]])")
+    return entries
+
+
+def _person(t: Table, name: str, numbers: NumberPolicy) -> Person:
+    mobile = t.get("mobile", str, "")
+    try:
+        # Written as people write numbers ("+48 601 000 001", "601-000-001").
+        e164 = numbers.parse(re.sub(r"[\s().-]", "", mobile)).e164
+    except NumberRefused as exc:
+        raise ConfigError(f"{t.key('mobile')} = {mobile!r}: {exc}") from None
+    email = t.get("email", str, "")
+    if email and not EMAIL.match(email):
+        raise ConfigError(f"{t.key('email')} = {email!r}: not an email address")
+    t.done()
+    return Person(name, e164, email)
+
+
+def _shift(t: Table, order: object) -> Shift:
+    days = t.get("days", list, [])
+    if not days or any(d not in WEEKDAYS for d in days):
+        raise ConfigError(f"{t.key('days')} = {days!r}: a list of {', '.join(WEEKDAYS)}")
+    hours = t.get("hours", str, "00:00-24:00")
+    try:
+        window: Window = parse_window(hours)
+    except ValueError as exc:
+        raise ConfigError(f"{t.key('hours')} = {hours!r}: {exc}") from None
+    people = order(t)  # type: ignore[operator]
+    if not people:
+        raise ConfigError(f"{t.key('order')}: who is on duty (at least one person)")
+    t.done()
+    return Shift(frozenset(WEEKDAYS.index(d) for d in days), window, people)
+
+
+def _cover(t: Table, order: object, tz: ZoneInfo) -> Cover:
+    start, end = (_instant(t, key, tz) for key in ("from", "to"))
+    if end <= start:
+        raise ConfigError(f"{t.key('to')}: ends before it starts")
+    people = order(t)  # type: ignore[operator]
+    if not people:
+        raise ConfigError(f"{t.key('order')}: who covers (at least one person)")
+    note = text(t, "note", "-", 200) if "note" in t.data else ""
+    t.used.add("note")
+    t.done()
+    return Cover(start, end, people, note)
+
+
+def _instant(t: Table, key: str, tz: ZoneInfo) -> datetime:
+    value = t.get(key, (str, datetime), None)
+    try:
+        parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, datetime):
+        raise ConfigError(f"{t.key(key)} = {value!r}: expected a date and time, e.g. "
+                          "2026-12-24T00:00 (local) or 2026-12-24T00:00+01:00")
+    return local_instant(tz, parsed)
+
+
+def check_alerts(a: AlertSettings, s: Settings) -> None:
+    if a.enabled and a.call:
+        raise ConfigError("alerts.call = true: voice-call alerts are not available yet; "
+                          "set alerts.call = false (SMS only)")
+    if a.enabled and not a.people:
+        raise ConfigError("alerts.enabled = true needs [alerts.people.<name>] with a mobile")
+    if a.enabled and not (a.rota.shifts or a.rota.covers or a.rota.fallback):
+        raise ConfigError("alerts.enabled = true needs [[alerts.shifts]] or alerts.fallback: "
+                          "someone must be on duty")
+
+
+SECTION = Section("alerts", parse_alerts, check_alerts)
