@@ -12,7 +12,7 @@ Times are timezone-aware UTC datetimes; SQLite stores them without the zone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -187,13 +187,15 @@ class AlertStore:
             row = (await conn.execute(stmt)).first()
         return None if row is None else AlertRecord.of(row)
 
-    async def take_over(self, holder: str, now: datetime, lease: timedelta, limit: int = 20
+    async def take_over(self, holder: str, now: datetime,
+                        lease: Callable[[str], timedelta], limit: int = 20
                         ) -> list[AlertRecord]:
         """Sends to try again now: `retry` rows whose pause is over, and `sending` rows
         whose sender's lease ended (it died), in running runs of open tickets. Each
-        guarded move to `sending` is won by one node."""
+        guarded move to `sending` is won by one node; `lease(via)` is how long the
+        new sender may take."""
         now = now.astimezone(UTC)
-        stmt = (select(Alert.id, Alert.state, Alert.attempts)
+        stmt = (select(Alert.id, Alert.state, Alert.attempts, Alert.via)
                 .join(AlertRun, and_(AlertRun.ticket_id == Alert.ticket_id,
                                      AlertRun.run == Alert.run))
                 .where(AlertRun.state == RUNNING,
@@ -206,7 +208,7 @@ class AlertStore:
                 row = (await conn.execute(
                     update(Alert).where(Alert.id == r.id, Alert.state == r.state,
                                         Alert.attempts == r.attempts)
-                    .values(state=SENDING, holder=holder, lease_until=now + lease,
+                    .values(state=SENDING, holder=holder, lease_until=now + lease(r.via),
                             attempts=Alert.attempts + 1, next_try_at=None, updated_at=now)
                     .returning(Alert.__table__))).first()
                 if row is not None:

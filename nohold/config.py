@@ -79,6 +79,11 @@ DEFAULT_PROMPT_TEXTS: dict[str, str] = {
     "callback_info": "This is Example Net returning your call. We lost our consultant's "
     "line. We will call you again shortly.",
     "callback_not_reached": "The customer could not be reached. We will try again later.",
+    # [alerts]: the voice call to the on-duty technician, around the ticket read aloud.
+    "alert_intro": "This is nohold, with an alert for the technician on duty.",
+    "alert_press": "To acknowledge this ticket, press 1. To hear it again, press 2.",
+    "alert_acknowledged": "Acknowledged. Thank you. The other alerts are stopped. Goodbye.",
+    "alert_goodbye": "The ticket is not acknowledged. We will keep alerting. Goodbye.",
 }
 
 PROMPT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")

@@ -58,6 +58,15 @@ def build_prompts(prompts: PromptSettings) -> list[BuiltPrompt]:
     return built
 
 
+def speak(text: str, language: str, target: Path) -> float:
+    """`text` rendered to `target` (8 kHz mono WAV, as Asterisk plays it): a message
+    made at run time, e.g. a ticket read to a technician. Blocking (espeak-ng and sox
+    run as processes): call it in a thread. Returns its length in seconds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _speak(text, language, target)
+    return duration_seconds(target)
+
+
 def _speak(text: str, language: str, target: Path) -> None:
     espeak = _tool("espeak-ng", "espeak-ng")
     with tempfile.TemporaryDirectory() as tmp:

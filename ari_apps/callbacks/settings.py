@@ -27,6 +27,7 @@ from nohold.config import (
     text,
 )
 from nohold.decisions.callbacks import AttemptPolicy
+from nohold.decisions.dial_target import OUTBOUND, Outbound
 from nohold.decisions.hours import parse_window
 from nohold.decisions.numbers import DIAL_FORMATS, AllowRule, NumberPolicy, parse_rule
 from nohold.decisions.slots import SlotRule, slot_problem
@@ -35,11 +36,6 @@ from nohold.decisions.slots import SlotRule, slot_problem
 CALLER_ID = re.compile(r"^\+?[0-9]{3,15}$")
 # A node's name in the callbacks table's owner column (String(64)).
 NODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-# "context:<dialplan context>" (Local/<number>@context, the admin's own outbound
-# dialplan) or "endpoint:<tech>/<resource with {number}>" (e.g. PJSIP/{number}@trunk).
-OUTBOUND = re.compile(r"^(context:[A-Za-z0-9_+.-]{1,79}"
-                      r"|endpoint:[A-Za-z0-9]+/[^\s,;()]*\{number\}[^\s,;()]*)$")
-
 PROMPTS = ("offer_prompt", "number_is_prompt", "confirm_prompt", "enter_number_prompt",
            "promise_prompt", "minutes_prompt", "already_prompt", "refused_prompt",
            "whisper_prompt", "info_prompt", "agent_outcome_prompt", "whisper_owner_prompt",
@@ -53,22 +49,6 @@ DAY_PROMPTS = ("callback_today", "callback_tomorrow", "callback_monday", "callba
 SLOT_PROMPTS = ("callback_times", "callback_between", "callback_and", "callback_press",
                 "callback_keep_waiting", "callback_no_times", "callback_booked",
                 "callback_goodbye", *DAY_PROMPTS)
-
-
-@dataclass(frozen=True)
-class Outbound:
-    """Where a customer's leg is dialled. Only `{number}` varies, and it is always the
-    digits of a number that passed the allow-list."""
-
-    kind: str  # "context" or "endpoint"
-    target: str
-
-    def endpoint(self, digits: str) -> str:
-        if not re.fullmatch(r"\+?[0-9]{3,17}", digits):
-            raise ValueError(f"refusing to dial {digits!r}: not a checked number")
-        if self.kind == "context":
-            return f"Local/{digits}@{self.target}"
-        return self.target.replace("{number}", digits)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from callbackdb import alerts as rows
 from callbackdb.alerts import AlertRecord, AlertStore, NewTicket, RunRecord
-from callbackdb.tickets import NoSuchTicket, TicketStore
-from nohold.alerts.settings import AlertSettings
+from callbackdb.tickets import NoSuchTicket, TicketRecord, TicketStore
+from nohold.alerts.settings import AlertSettings, Person
 from nohold.alerts.smpp import Inbound, SmsFailed
 from nohold.decisions.alerts import (
     Delivery,
@@ -47,9 +47,14 @@ class Sms(Protocol):
     async def send(self, to_e164: str, text: str) -> str: ...
 
 
+class Voice(Protocol):
+    async def call(self, alert: AlertRecord, ticket: TicketRecord, person: Person
+                   ) -> tuple[str, str]: ...
+
+
 class Escalator:
     def __init__(self, settings: AlertSettings, alerts: AlertStore, tickets: TicketStore,
-                 sms: Sms, calendars: Calendars | None = None,
+                 sms: Sms, calendars: Calendars | None = None, voice: Voice | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
                  node: str | None = None) -> None:
         self._s = settings
@@ -57,6 +62,11 @@ class Escalator:
         self._tickets = tickets
         self._sms = sms
         self._calendars = calendars
+        self._voice = voice
+        # A call rings, then reads the ticket: its claim must outlast all of it, or
+        # another node would think its caller dead and ring the technician again.
+        self._call_lease = timedelta(seconds=settings.ring_timeout + 180)
+        self._calls: set[asyncio.Task[None]] = set()
         self._now = clock
         self._node = node or f"{socket.gethostname()}:{time.monotonic_ns() % 10**9}"
         self._numbers = NumberPolicy(settings.default_region, ())
@@ -82,7 +92,7 @@ class Escalator:
                 await self._stop(run, ticket_state, now)
             else:
                 await self._advance(run, now)
-        for alert in await self._alerts.take_over(self._node, now, LEASE):
+        for alert in await self._alerts.take_over(self._node, now, self._lease):
             log.info("alert_retry ticket=%s step=%s attempt=%d", alert.ticket_id,
                      alert.step, alert.attempts)
             await self._carry_out(alert, now)
@@ -132,7 +142,8 @@ class Escalator:
                                      "overtaken by a later step (nohold was down)")
         for step in do:
             alert = await self._alerts.claim(run.ticket_id, run.run, step,
-                                             self._address(step), self._node, now, LEASE)
+                                             self._address(step), self._node, now,
+                                             self._lease(step.via))
             if alert is not None:  # else another node has it
                 await self._carry_out(alert, now)
         end = unanswered_since(steps, self._s.ack_delta)
@@ -142,18 +153,24 @@ class Escalator:
                 log.error("alert_unanswered ticket=%s rounds=%d order=%s", run.ticket_id,
                           self._s.rounds, run.people)
 
+    def _lease(self, via: str) -> timedelta:
+        return self._call_lease if via == Via.CALL else LEASE
+
     def _address(self, step: Step) -> str:
         person = self._s.people.get(step.person)
         return person.mobile if person else ""
 
     async def _carry_out(self, alert: AlertRecord, now: datetime) -> None:
-        if alert.via == Via.CALL:
-            # Voice alerts are refused at config time until they exist.
-            await self._alerts.call_outcome(alert.id, rows.SKIPPED, "voice calls off", now)
-            return
         ticket = await self._tickets.get(alert.ticket_id)
-        if ticket is None or not alert.address:
-            await self._alerts.failed(alert.id, "no ticket or no number", None, now)
+        person = self._s.people.get(alert.person)
+        if ticket is None or person is None or not alert.address:
+            await self._alerts.failed(alert.id, "no ticket, person or number", None, now)
+            return
+        if alert.via == Via.CALL:
+            # In its own task: a call lasts a minute, and the loop goes on meanwhile.
+            task = asyncio.create_task(self._call(alert, ticket, person))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
             return
         text = sms_text(ticket.id, ticket.urgency, ticket.category, ticket.caller,
                         ticket.customer, ticket.text)
@@ -169,6 +186,22 @@ class Escalator:
         await self._alerts.sent(alert.id, message_id, self._now())
         log.info("alert_sms_sent ticket=%s step=%s person=%s message_id=%s attempt=%d",
                  alert.ticket_id, alert.step, alert.person, message_id, alert.attempts)
+
+    async def _call(self, alert: AlertRecord, ticket: TicketRecord, person: Person) -> None:
+        if self._voice is None:
+            await self._alerts.call_outcome(alert.id, rows.SKIPPED, "voice calls off",
+                                            self._now())
+            return
+        log.info("alert_call ticket=%s step=%s person=%s attempt=%d", alert.ticket_id,
+                 alert.step, alert.person, alert.attempts)
+        try:
+            state, detail = await self._voice.call(alert, ticket, person)
+        except Exception as exc:  # noqa: BLE001 - ARI or the database: the row says so
+            log.exception("alert_call_failed ticket=%s step=%s", alert.ticket_id, alert.step)
+            state, detail = rows.FAILED, f"{type(exc).__name__}: {exc}"
+        await self._alerts.call_outcome(alert.id, state, detail, self._now())
+        log.info("alert_call_done ticket=%s step=%s person=%s state=%s detail=%r",
+                 alert.ticket_id, alert.step, alert.person, state, detail)
 
     async def _stop(self, run: RunRecord, ticket_state: str, now: datetime) -> None:
         if await self._alerts.end_run(run.ticket_id, run.run, rows.STOPPED, ticket_state,
@@ -237,6 +270,10 @@ class Escalator:
         task.add_done_callback(self._confirmations.discard)
 
     async def close(self) -> None:
-        """Lets confirmations still being sent finish (bounded by the gateway's timeout)."""
-        if self._confirmations:
-            await asyncio.wait(set(self._confirmations))
+        """Lets confirmations still being sent finish (bounded by the gateway's timeout);
+        calls in progress are cut (their rows keep the lease: another node, or this one
+        restarted, calls again once it ends)."""
+        for task in set(self._calls):
+            task.cancel()
+        if self._confirmations or self._calls:
+            await asyncio.wait(set(self._confirmations) | set(self._calls))

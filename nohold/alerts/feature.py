@@ -11,6 +11,7 @@ from nohold.alerts.commands import COMMANDS
 from nohold.alerts.escalator import Escalator
 from nohold.alerts.settings import SECTION, AlertSettings
 from nohold.alerts.smpp import Inbound, SmppGateway, SmppTarget, check_bind
+from nohold.alerts.voice import VoiceAlerts
 from nohold.config import Settings
 from nohold.feature import CheckFailed, Contribution, Feature, ServiceContext
 
@@ -26,6 +27,12 @@ def target(alerts: AlertSettings) -> SmppTarget:
 
 def start(ctx: ServiceContext) -> Contribution:
     alerts = ctx.settings.section(AlertSettings)
+    tickets = TicketStore(ctx.engine)
+    out = Contribution()
+    voice = None
+    if alerts.call:
+        voice = VoiceAlerts(alerts, ctx.settings.prompts, tickets)
+        out.stasis.append((ctx.ari(alerts.app), voice))
 
     async def run() -> None:
         escalator: Escalator | None = None
@@ -35,8 +42,8 @@ def start(ctx: ServiceContext) -> Contribution:
             await escalator.on_inbound(msg)
 
         gateway = SmppGateway(target(alerts), inbound)
-        escalator = Escalator(alerts, AlertStore(ctx.engine), TicketStore(ctx.engine),
-                              gateway, ctx.calendars)
+        escalator = Escalator(alerts, AlertStore(ctx.engine), tickets, gateway,
+                              ctx.calendars, voice)
         await gateway.start()
         try:
             await escalator.run()
@@ -44,7 +51,8 @@ def start(ctx: ServiceContext) -> Contribution:
             await escalator.close()
             await gateway.close()
 
-    return Contribution(tasks=[run])
+    out.tasks.append(run)
+    return out
 
 
 async def check_alerts(settings: Settings) -> str:

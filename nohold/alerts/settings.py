@@ -9,6 +9,11 @@
     ack_within = 300                # seconds before the next step (a call, the next person)
     rounds = 3                      # times the whole order is alerted
     call = false                    # a voice call after the SMS (false: SMS only)
+    dial = "context:nohold-callback-out"   # where calls go: your outbound dialplan, or
+                                    # "endpoint:PJSIP/{number}@trunk"
+    caller_id = ""                  # the number the technician sees ("" = Asterisk's)
+    ring_timeout = 30               # seconds a call rings before it counts as unanswered
+    app = "nohold-alerts"           # the Stasis application of the calls
     fallback = ["jan"]              # alerted when no shift or cover says who
 
     [alerts.smpp]                   # the operator's SMSC (SMPP 3.4, one transceiver bind)
@@ -48,6 +53,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nohold.config import (
+    DIALPLAN_NAME,
     HOST,
     ConfigError,
     Section,
@@ -59,6 +65,7 @@ from nohold.config import (
     text,
 )
 from nohold.decisions.alerts import Policy
+from nohold.decisions.dial_target import OUTBOUND, OUTBOUND_HELP, Outbound
 from nohold.decisions.hours import (
     DEFAULT_TIMEZONE,
     WEEKDAYS,
@@ -74,6 +81,7 @@ SMPP_PASSWORD_ENV = "NOHOLD_SMPP_PASSWORD"
 # SMPP 3.4 C-Octet strings: system_id 16 and password 9 octets with the final NUL.
 _SYSTEM_ID = re.compile(r"^[!-~]{1,15}$")
 _SMPP_PASSWORD = re.compile(r"^[!-~]{0,8}$")
+_CALLER_ID = re.compile(r"^(\+?[0-9]{3,15})?$")
 _SOURCE = re.compile(r"^(\+?[0-9]{3,15}|[A-Za-z0-9 ._-]{1,11})$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
 
@@ -104,6 +112,10 @@ class AlertSettings:
     ack_within: float = 300.0
     rounds: int = 3
     call: bool = False
+    dial: Outbound = Outbound("context", "nohold-callback-out")
+    caller_id: str = ""
+    ring_timeout: float = 30.0
+    app: str = "nohold-alerts"
     default_region: str = "PL"
     people: Mapping[str, Person] = field(default_factory=dict)
     rota: Rota = field(default_factory=Rota)
@@ -160,6 +172,13 @@ def parse_alerts(t: Table, env: Mapping[str, str]) -> AlertSettings:
         calendar=calendar, timezone=zone,
         ack_within=bounded(t, "ack_within", 300.0, 1.0, 3600.0),
         rounds=t.integer("rounds", 3, 1, 10), call=t.get("call", bool, False),
+        dial=Outbound.parse(matching(t, "dial", "context:nohold-callback-out", OUTBOUND,
+                                     OUTBOUND_HELP)),
+        caller_id=matching(t, "caller_id", "", _CALLER_ID, "digits with an optional +, "
+                           "3-15 of them, or \"\" for Asterisk's own"),
+        ring_timeout=bounded(t, "ring_timeout", 30.0, 5.0, 120.0),
+        app=matching(t, "app", "nohold-alerts", DIALPLAN_NAME,
+                     "an ARI application name (letters, digits, _ + . @ -)"),
         default_region=region, people=people,
         rota=Rota(shifts, covers, order(t, "fallback"), tz),
         smpp=_smpp(t.table("smpp"), env))
@@ -251,9 +270,9 @@ def _instant(t: Table, key: str, tz: ZoneInfo) -> datetime:
 
 
 def check_alerts(a: AlertSettings, s: Settings) -> None:
-    if a.enabled and a.call:
-        raise ConfigError("alerts.call = true: voice-call alerts are not available yet; "
-                          "set alerts.call = false (SMS only)")
+    if a.enabled and a.call and a.app == s.ari.app:
+        raise ConfigError(f"alerts.app = {a.app!r}: that is the IVR's application "
+                          "(ari.app); name another")
     if a.enabled and not a.people:
         raise ConfigError("alerts.enabled = true needs [alerts.people.<name>] with a mobile")
     if a.enabled and not (a.rota.shifts or a.rota.covers or a.rota.fallback):

@@ -39,6 +39,25 @@ def sms_text(ticket_id: int, urgency: str, category: str, caller: str, customer:
     return f"{head}{who}: {body}{tail}" if body else f"{head}{who}.{tail}"
 
 
+def spoken_text(ticket_id: int, urgency: str, category: str, caller: str, customer: str,
+                text: str, limit: int = 600) -> str:
+    """The ticket as the voice call reads it: numbers digit by digit (a text-to-speech
+    voice says +48221234567 as one huge number), the partner's text shortened."""
+    def digits(value: str) -> str:
+        return " ".join(ch for ch in value if ch.isdigit())
+    parts = [f"Ticket {ticket_id}.", f"{urgency.capitalize()}.", f"{category.capitalize()}."]
+    if caller:
+        parts.append(f"Caller {digits(caller)}.")
+    if customer:
+        parts.append(f"Customer {' '.join(customer)}.")
+    body = " ".join(text.split())
+    if len(body) > limit:
+        body = body[:limit].rsplit(" ", 1)[0] + "."
+    if body:
+        parts.append(body)
+    return " ".join(parts)
+
+
 @dataclass(frozen=True)
 class Reply:
     """A technician's SMS answer: an acknowledgement of `ticket_id` (None: the latest

@@ -252,3 +252,22 @@ async def test_two_nodes_ticking_together_send_each_step_once(bed):
     for tid in tids:
         assert [a.step for a in await bed.alerts.alerts(tid)] == [
             "r1:sms:ewa", "r1:sms:jan", "r2:sms:ewa"]
+
+
+async def test_the_migration_makes_the_tables_the_models_describe(db_url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from callbackdb.models import Base
+
+    await upgrade_async(db_url)
+    engine = make_engine(db_url)
+    try:
+        def diff(sync_conn):  # type: ignore[no-untyped-def]
+            found = compare_metadata(MigrationContext.configure(sync_conn), Base.metadata)
+            return [d for d in found if "alert" in repr(d)]
+
+        async with engine.connect() as conn:
+            assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()

@@ -147,7 +147,11 @@ def test_the_smpp_password_from_the_environment_wins(tmp_path):
     ({"smpp": {"hots": "x"}}, "unknown key alerts.smpp.hots"),
     ({"enabled": True}, "needs [alerts.people"),
     ({"enabled": True, "people": PEOPLE["people"]}, "someone must be on duty"),
-    ({**PEOPLE, "enabled": True, "call": True}, "voice-call alerts are not available"),
+    ({**PEOPLE, "enabled": True, "call": True, "app": "nohold-ivr"}, "the IVR's application"),
+    ({"dial": "PJSIP/trunk"}, "alerts.dial"),
+    ({"dial": "endpoint:PJSIP/trunk"}, "alerts.dial"),
+    ({"caller_id": "company"}, "alerts.caller_id"),
+    ({"ring_timeout": 1}, "alerts.ring_timeout"),
 ])
 def test_bad_alert_config_is_refused_naming_the_key(raw, words):
     with pytest.raises(ConfigError) as err:
@@ -172,3 +176,12 @@ def test_the_example_files_alerts_block_is_valid_once_uncommented():
     assert (a.enabled, a.people["jan"].mobile, a.rota.fallback, len(a.rota.shifts),
             len(a.rota.covers), a.smpp.host) == (
         True, "+48601000001", ("jan",), 1, 1, "smsc.example.net")
+
+
+def test_the_voice_call_reads_numbers_digit_by_digit():
+    from nohold.decisions.alerts import spoken_text
+    assert spoken_text(42, "urgent", "outage", "+48221234567", "10042", "No  internet.") == (
+        "Ticket 42. Urgent. Outage. Caller 4 8 2 2 1 2 3 4 5 6 7. Customer 1 0 0 4 2. "
+        "No internet.")
+    long = spoken_text(1, "low", "other", "", "", "word " * 500, limit=100)
+    assert len(long) < 140 and long.endswith("word.")

@@ -21,7 +21,9 @@ let nextId = 1;
 const sessions = new Set();
 
 function emit(event, fields) {
-  process.stdout.write(JSON.stringify(Object.assign({ event }, fields || {})) + "\n");
+  // t: when the SMSC saw it (Unix seconds), for tests that measure spacing and latency.
+  process.stdout.write(JSON.stringify(Object.assign({ event, t: Date.now() / 1000 },
+                                                    fields || {})) + "\n");
 }
 
 function text(message) {
