@@ -11,6 +11,7 @@ above the adapters: it knows their shapes, never a feature.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,6 +54,34 @@ class Calendars(Protocol):
         ...
 
 
+class Signals:
+    """In-process nudges between features, by name (a new ticket wakes the alerts loop
+    at once). Never the only path: a consumer polls too, so a nudge lost (another node
+    took the ticket, a restart) costs at most one poll."""
+
+    TICKET = "ticket"  # a partner's ticket was created or changed
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def _event(self, name: str) -> asyncio.Event:
+        return self._events.setdefault(name, asyncio.Event())
+
+    def notify(self, name: str) -> None:
+        self._event(name).set()
+
+    async def wait(self, name: str, timeout: float) -> bool:  # noqa: ASYNC109
+        """True when nudged within `timeout` seconds (or before, since the last wait)."""
+        event = self._event(name)
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            event.clear()
+
+
 @dataclass
 class ServiceContext:
     """What the running service shares with every feature it starts."""
@@ -70,6 +99,7 @@ class ServiceContext:
     # The business calendars, when the calendar feature runs (started before the
     # features that ask them).
     calendars: Calendars | None = None
+    signals: Signals = field(default_factory=Signals)
 
     def ari(self, app: str) -> AriClient:
         a = self.settings.ari

@@ -35,7 +35,7 @@ from nohold.decisions.alerts import (
 )
 from nohold.decisions.escalation import Step, Via, plan, unanswered_since
 from nohold.decisions.numbers import NumberPolicy, NumberRefused
-from nohold.feature import Calendars
+from nohold.feature import Calendars, Signals
 
 log = logging.getLogger("nohold.alerts")
 
@@ -56,12 +56,13 @@ class Escalator:
     def __init__(self, settings: AlertSettings, alerts: AlertStore, tickets: TicketStore,
                  sms: Sms, calendars: Calendars | None = None, voice: Voice | None = None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 node: str | None = None) -> None:
+                 node: str | None = None, signals: Signals | None = None) -> None:
         self._s = settings
         self._alerts = alerts
         self._tickets = tickets
         self._sms = sms
         self._calendars = calendars
+        self._signals = signals or Signals()
         self._voice = voice
         # A call rings, then reads the ticket: its claim must outlast all of it, or
         # another node would think its caller dead and ring the technician again.
@@ -81,7 +82,8 @@ class Escalator:
             except (SQLAlchemyError, OSError) as exc:
                 # The database is away: every promise is in it, so the next tick resumes.
                 log.warning("alerts_tick_failed error=%r", str(exc).splitlines()[0])
-            await asyncio.sleep(TICK)
+            # A new ticket on this node wakes the loop at once; others within a tick.
+            await self._signals.wait(Signals.TICKET, TICK)
 
     async def tick(self) -> None:
         now = self._now()

@@ -43,7 +43,7 @@ def start(ctx: ServiceContext) -> Contribution:
 
         gateway = SmppGateway(target(alerts), inbound)
         escalator = Escalator(alerts, AlertStore(ctx.engine), tickets, gateway,
-                              ctx.calendars, voice)
+                              ctx.calendars, voice, signals=ctx.signals)
         await gateway.start()
         try:
             await escalator.run()

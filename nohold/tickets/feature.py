@@ -19,7 +19,8 @@ def enabled(settings: Settings) -> bool:
 
 def start(ctx: ServiceContext) -> Contribution:
     tickets = ctx.settings.section(TicketSettings)
-    intake = Intake(TicketStore(ctx.engine), tickets)
+    intake = Intake(TicketStore(ctx.engine), tickets,
+                    on_ticket=lambda: ctx.signals.notify(ctx.signals.TICKET))
     out = Contribution()
     if tickets.webhook:
         out.http_routes = webhook.routes(intake)

@@ -4,7 +4,7 @@ say in the log what happened (never the text or the numbers: personal data)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,9 +34,12 @@ class Taken:
 
 
 class Intake:
-    def __init__(self, store: TicketStore, settings: TicketSettings) -> None:
+    def __init__(self, store: TicketStore, settings: TicketSettings,
+                 on_ticket: Callable[[], None] = lambda: None) -> None:
         self.store = store
         self.settings = settings
+        # Told after every ticket stored (the alerts loop wakes at once).
+        self.on_ticket = on_ticket
         self.policy = NumberPolicy(settings.default_region, ())
 
     @property
@@ -55,6 +58,7 @@ class Intake:
         log.info("ticket_%s ticket=%s partner_id=%s via=%s category=%s urgency=%s "
                  "state=%s changed=%s", outcome, record.id, record.partner_id, via,
                  record.category, record.urgency, record.state, ",".join(changed) or "-")
+        self.on_ticket()
         for ignored in checked.ignored:
             log.warning("ticket_field_ignored ticket=%s partner_id=%s via=%s field=%s "
                         "reason=%r", record.id, record.partner_id, via, ignored.field,
