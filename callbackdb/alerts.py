@@ -130,13 +130,23 @@ class AlertStore:
             row = (await conn.execute(stmt)).first()
         return None if row is None else RunRecord.of(row)
 
-    async def running(self) -> list[tuple[RunRecord, str]]:
-        """Every running run with its ticket's state now."""
-        stmt = (select(AlertRun, Ticket.state.label("ticket_state"))
+    async def running(self) -> list[tuple[RunRecord, str, set[str]]]:
+        """Every running run with its ticket's state now and the steps it has done, in
+        two queries whatever the number of runs (the loop asks every second)."""
+        runs = (select(AlertRun, Ticket.state.label("ticket_state"))
                 .join(Ticket, Ticket.id == AlertRun.ticket_id)
                 .where(AlertRun.state == RUNNING).order_by(AlertRun.ticket_id))
+        steps = (select(Alert.ticket_id, Alert.run, Alert.step)
+                 .join(AlertRun, and_(AlertRun.ticket_id == Alert.ticket_id,
+                                      AlertRun.run == Alert.run))
+                 .where(AlertRun.state == RUNNING))
         async with self._engine.connect() as conn:
-            return [(RunRecord.of(r), r.ticket_state) for r in (await conn.execute(stmt)).all()]
+            found = [(RunRecord.of(r), r.ticket_state) for r in (await conn.execute(runs)).all()]
+            done: dict[tuple[int, int], set[str]] = {}
+            for r in (await conn.execute(steps)).all():
+                done.setdefault((r.ticket_id, r.run), set()).add(r.step)
+        return [(run, state, done.get((run.ticket_id, run.run), set()))
+                for run, state in found]
 
     async def end_run(self, ticket_id: int, run: int, state: str, why: str, now: datetime
                       ) -> bool:
@@ -167,6 +177,14 @@ class AlertStore:
         stmt = select(Alert.step).where(Alert.ticket_id == ticket_id, Alert.run == run)
         async with self._engine.connect() as conn:
             return set((await conn.execute(stmt)).scalars().all())
+
+    async def in_flight(self, ticket_id: int, run: int) -> int:
+        """Steps of the run still being carried out (a call ringing, an SMS waiting for
+        its retry): the run is not over while one may still be acknowledged."""
+        stmt = select(Alert.id).where(Alert.ticket_id == ticket_id, Alert.run == run,
+                                      Alert.state.in_([SENDING, RETRY]))
+        async with self._engine.connect() as conn:
+            return len((await conn.execute(stmt)).all())
 
     async def claim(self, ticket_id: int, run: int, step: Step, address: str, holder: str,
                     now: datetime, lease: timedelta, state: str = SENDING, detail: str = ""

@@ -89,11 +89,11 @@ class Escalator:
         now = self._now()
         for ticket in await self._alerts.without_run():
             await self._start(ticket, now)
-        for run, ticket_state in await self._alerts.running():
+        for run, ticket_state, done in await self._alerts.running():
             if ticket_state != "open":
                 await self._stop(run, ticket_state, now)
             else:
-                await self._advance(run, now)
+                await self._advance(run, now, done)
         for alert in await self._alerts.take_over(self._node, now, self._lease):
             log.info("alert_retry ticket=%s step=%s attempt=%d", alert.ticket_id,
                      alert.step, alert.attempts)
@@ -134,10 +134,15 @@ class Escalator:
         return plan(run.order, run.started_at, self._s.ack_delta, self._s.rounds,
                     self._s.call)
 
-    async def _advance(self, run: RunRecord, now: datetime) -> None:
+    async def _advance(self, run: RunRecord, now: datetime, done: set[str] | None = None
+                       ) -> None:
         steps = self._plan(run)
-        done = await self._alerts.done_steps(run.ticket_id, run.run)
+        end = unanswered_since(steps, self._s.ack_delta)
+        if done is None:
+            done = await self._alerts.done_steps(run.ticket_id, run.run)
         do, skip = to_carry_out(steps, now, done)
+        if not do and not skip and (end is None or now < end):
+            return  # nothing due: no query, no write (the common case, every second)
         for step in skip:
             await self._alerts.claim(run.ticket_id, run.run, step, self._address(step),
                                      self._node, now, LEASE, rows.SKIPPED,
@@ -148,8 +153,8 @@ class Escalator:
                                              self._lease(step.via))
             if alert is not None:  # else another node has it
                 await self._carry_out(alert, now)
-        end = unanswered_since(steps, self._s.ack_delta)
-        if end is not None and now >= end and len(done | {s.key for s in do + skip}) >= len(steps):
+        if end is not None and now >= end and len(done | {s.key for s in do + skip}) >= len(steps) \
+                and not await self._alerts.in_flight(run.ticket_id, run.run):
             if await self._alerts.end_run(run.ticket_id, run.run, rows.EXHAUSTED,
                                           "nobody acknowledged", now):
                 log.error("alert_unanswered ticket=%s rounds=%d order=%s", run.ticket_id,

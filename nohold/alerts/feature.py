@@ -3,6 +3,7 @@ the escalation loop, `nohold alerts`."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from callbackdb.alerts import AlertStore
@@ -10,10 +11,12 @@ from callbackdb.tickets import TicketStore
 from nohold.alerts.commands import COMMANDS
 from nohold.alerts.escalator import Escalator
 from nohold.alerts.settings import SECTION, AlertSettings
-from nohold.alerts.smpp import Inbound, SmppGateway, SmppTarget, check_bind
+from nohold.alerts.smpp import Inbound, SmppGateway, SmppTarget, SmsFailed, check_bind
 from nohold.alerts.voice import VoiceAlerts
 from nohold.config import Settings
-from nohold.feature import CheckFailed, Contribution, Feature, ServiceContext
+from nohold.feature import Contribution, Feature, ServiceContext
+
+log = logging.getLogger("nohold.alerts")
 
 
 def enabled(settings: Settings) -> bool:
@@ -59,11 +62,15 @@ async def check_alerts(settings: Settings) -> str:
     alerts = settings.section(AlertSettings)
     try:
         bound = await check_bind(target(alerts))
-    except Exception as exc:  # noqa: BLE001 - said to the admin, with what to fix
-        raise CheckFailed(f"alerts: {exc} (check [alerts.smpp] and the SMSC's account)"
-                          ) from None
+    except SmsFailed as exc:
+        # Not a reason to refuse to start: the IVR must not depend on the SMSC, and
+        # alerts wait in the database until it answers. Said loudly all the same.
+        log.warning("alerts_smsc_unavailable error=%r", str(exc))
+        bound = (f"WARNING: {exc}; alerts wait in the database until it answers "
+                 "(check [alerts.smpp] and the SMSC's account)")
     on_duty = alerts.rota.on_duty(datetime.now(UTC))
-    return (f"alerts: ok ({bound}; {len(alerts.people)} people; on duty now: "
+    return (f"alerts: {'ok' if bound.startswith('SMSC') else 'degraded'} ({bound}; "
+            f"{len(alerts.people)} people; on duty now: "
             f"{', '.join(on_duty) or 'NOBODY'})")
 
 

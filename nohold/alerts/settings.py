@@ -11,6 +11,8 @@
     call = false                    # a voice call after the SMS (false: SMS only)
     dial = "context:nohold-callback-out"   # where calls go: your outbound dialplan, or
                                     # "endpoint:PJSIP/{number}@trunk"
+    dial_format = "e164"            # the number as `dial` wants it: e164 | e164_digits |
+                                    # national
     caller_id = ""                  # the number the technician sees ("" = Asterisk's)
     ring_timeout = 30               # seconds a call rings before it counts as unanswered
     app = "nohold-alerts"           # the Stasis application of the calls
@@ -73,7 +75,7 @@ from nohold.decisions.hours import (
     local_instant,
     parse_window,
 )
-from nohold.decisions.numbers import NumberPolicy, NumberRefused
+from nohold.decisions.numbers import DIAL_FORMATS, NumberPolicy, NumberRefused
 from nohold.decisions.rota import Cover, Rota, Shift, overlapping_shifts
 
 NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -113,6 +115,7 @@ class AlertSettings:
     rounds: int = 3
     call: bool = False
     dial: Outbound = Outbound("context", "nohold-callback-out")
+    dial_format: str = "e164"
     caller_id: str = ""
     ring_timeout: float = 30.0
     app: str = "nohold-alerts"
@@ -120,6 +123,11 @@ class AlertSettings:
     people: Mapping[str, Person] = field(default_factory=dict)
     rota: Rota = field(default_factory=Rota)
     smpp: SmppSettings = field(default_factory=SmppSettings)
+
+    def dial_digits(self, person: Person) -> str:
+        """The person's mobile as `dial` wants it (`dial_format`)."""
+        return NumberPolicy(self.default_region, ()).parse(person.mobile).digits(
+            self.dial_format)
 
     def person_by_number(self, e164: str) -> Person | None:
         return next((p for p in self.people.values() if p.mobile == e164), None)
@@ -174,6 +182,7 @@ def parse_alerts(t: Table, env: Mapping[str, str]) -> AlertSettings:
         rounds=t.integer("rounds", 3, 1, 10), call=t.get("call", bool, False),
         dial=Outbound.parse(matching(t, "dial", "context:nohold-callback-out", OUTBOUND,
                                      OUTBOUND_HELP)),
+        dial_format=choice(t, "dial_format", "e164", DIAL_FORMATS),
         caller_id=matching(t, "caller_id", "", _CALLER_ID, "digits with an optional +, "
                            "3-15 of them, or \"\" for Asterisk's own"),
         ring_timeout=bounded(t, "ring_timeout", 30.0, 5.0, 120.0),

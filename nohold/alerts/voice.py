@@ -66,7 +66,7 @@ class VoiceAlerts:
         except PromptError as exc:
             log.error("alert_call_audio_failed ticket=%s error=%s", ticket.id, exc)
             audio = None  # the call still goes: the intro and "press 1" say enough
-        endpoint = self._a.dial.endpoint(person.mobile)
+        endpoint = self._a.dial.endpoint(self._a.dial_digits(person))
         ob = await self.rt.originate(
             endpoint, app_args=["alert", str(alert.id)],
             channel_id=f"{ALERT_PREFIX}{alert.id}-{alert.attempts}",
