@@ -19,7 +19,7 @@ from datetime import datetime
 
 from ari_apps.afterhours.partner import PARTNER_CONTEXT, utc_now
 from ari_apps.afterhours.settings import AfterHoursSettings
-from ari_apps.channel import Channel, Recorded
+from ari_apps.channel import CallerHungUp, Channel, Recorded
 from ari_apps.runtime import DialplanLocation
 from callbackdb.tickets import TicketRecord, TicketStore
 from nohold import logs
@@ -71,13 +71,19 @@ class VoicemailFlow:
         await ch.answer()  # a dialplan that bypassed the IVR may not have answered yet
         # Read now: once the caller hangs up, the channel can no longer be asked.
         customer, reason = await self._customer(ch), await self._reason(ch)
-        await ch.play(self.media(self.after.unavailable_prompt), interruptible=False)
         vm = self.after.voicemail
-        recorded = await ch.record(recording_name(ch.call_id), max_seconds=vm.max_seconds,
-                                   max_silence=vm.silence_seconds)
+        try:
+            await ch.play(self.media(self.after.unavailable_prompt), interruptible=False)
+            recorded = await ch.record(recording_name(ch.call_id), max_seconds=vm.max_seconds,
+                                       max_silence=vm.silence_seconds)
+        except CallerHungUp:
+            log.info("voicemail_none channel=%s caller=%s reason=hung_up_before_the_tone",
+                     ch.id, ch.caller)
+            raise
         if not is_message(recorded.state, recorded.duration, vm.min_seconds):
-            log.info("voicemail_none channel=%s caller=%s state=%s seconds=%s hung_up=%s",
-                     ch.id, ch.caller, recorded.state, recorded.duration, recorded.hung_up)
+            log.info("voicemail_none channel=%s caller=%s reason=no_message state=%s "
+                     "seconds=%s hung_up=%s", ch.id, ch.caller, recorded.state,
+                     recorded.duration, recorded.hung_up)
             if not recorded.hung_up:
                 await ch.hangup()
             return

@@ -274,3 +274,21 @@ async def test_agi_partner_refuses_a_call_id_asterisk_would_not_give(partner_rou
     port = await partner_route(open_now=True)
     got = await agi_session(port, {"CHANNEL(linkedid)": "bad id;"}, "1")
     assert got == {"NOHOLD_AGI_STATUS": "BAD_INPUT"}
+
+
+def test_the_example_files_afterhours_block_is_valid_once_uncommented():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "config" / "nohold.example.toml").read_text()
+    block = text.split("\n# [afterhours]\n", 1)[1].split("\n# [tickets]\n", 1)[0]
+    main, voicemail = block.split("\n# [afterhours.voicemail]\n", 1)
+
+    def uncomment(part: str) -> str:
+        return "\n".join(m.group(1) for m in re.finditer(r"^# (\w+ = .*)$", part, re.M))
+
+    import tomllib
+    raw = tomllib.loads(f"[afterhours]\n{uncomment(main)}\n"
+                        f"[afterhours.voicemail]\n{uncomment(voicemail)}\n")
+    after = parse_settings(raw).section(AfterHoursSettings)
+    assert after.enabled and after.trunks == (Trunk("partner"),)
+    assert after.headers == ALL and after.voicemail.max_seconds == 120
