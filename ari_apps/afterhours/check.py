@@ -4,6 +4,9 @@ on the line), and the dialplan contexts that dial it are loaded (over AMI)."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from ari_apps.afterhours.partner import HEADERS_CONTEXT, PARTNER_CONTEXT
 from ari_apps.afterhours.settings import AfterHoursSettings
 from ari_apps.ari_client import AriClient, AriError, AriNotFound
@@ -37,8 +40,15 @@ async def check_partner(settings: Settings) -> str:
             states.append(f"{trunk.dial_string} {endpoint.get('state', '?')}")
     report = await check_ami(settings.section(AmiSettings), contexts=CONTEXTS)
     problems += report.problems
+    # Asterisk's ARI recording fails (500) when its recording directory is missing, and
+    # Debian's package does not create it. nohold may run elsewhere: a note, not a fault.
+    recordings = after.voicemail.recording_dir
+    seen = await asyncio.to_thread(Path(recordings).is_dir)
+    where = (f"messages in {recordings}" if seen else
+             f"{recordings} not visible from here: make sure it exists on the PBX, "
+             "writable by Asterisk")
     if problems:
         raise CheckFailed("; ".join(problems))
     return (f"afterhours: ok (partner {', '.join(states)}; ring {after.ring_timeout} s; "
             f"headers {', '.join(after.headers) or 'none'}; contexts "
-            f"{', '.join(CONTEXTS)} loaded)")
+            f"{', '.join(CONTEXTS)} loaded; {where})")

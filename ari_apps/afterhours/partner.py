@@ -59,7 +59,7 @@ class PartnerRouter:
 
     def variables(self, facts: CallFacts, prompt: str = "") -> dict[str, str]:
         return dial_variables(facts, self.after.trunks, self.after.ring_timeout,
-                              self.after.headers, prompt)
+                              self.after.headers, prompt, self.after.voicemail.recording_dir)
 
 
 class PartnerRoute:

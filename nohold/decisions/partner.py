@@ -115,11 +115,13 @@ class Trunk:
 
 
 def dial_variables(facts: CallFacts, trunks: Iterable[Trunk], ring_timeout: int,
-                   send: Iterable[str], prompt: str = "") -> dict[str, str]:
+                   send: Iterable[str], prompt: str = "", recording_dir: str = ""
+                   ) -> dict[str, str]:
     """The channel variables `[nohold-partner]` dials with: the trunks in order (at most
     two), the ring time, the header values (every header variable is set, "" for one
     not sent, so a value left from earlier in the call is never sent), and the prompt
-    the dialplan plays first ("" when the IVR already played it)."""
+    the dialplan plays first ("" when the IVR already played it), and where Asterisk
+    keeps a message by itself if nohold is gone by then."""
     ordered = list(trunks)
     if not 1 <= len(ordered) <= 2:
         raise ValueError("one or two partner trunks")
@@ -130,6 +132,7 @@ def dial_variables(facts: CallFacts, trunks: Iterable[Trunk], ring_timeout: int,
         "NOHOLD_PARTNER_RING": str(ring_timeout),
         "NOHOLD_PARTNER_REASON": facts.reason,
         "NOHOLD_PARTNER_PROMPT": prompt,
+        "NOHOLD_RECORDING_DIR": recording_dir,
     }
     for key, variable in HEADER_VARIABLES.items():
         out[variable] = headers.get(HEADERS[key], "")
