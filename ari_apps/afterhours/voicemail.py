@@ -14,6 +14,7 @@ speaking still gets their ticket; one who leaves no message gets none (a log lin
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from datetime import datetime
 
@@ -41,6 +42,7 @@ log = logging.getLogger("nohold.afterhours")
 # Where a caller goes when this flow fails: Asterisk records the message alone.
 RECORD_ALONE: DialplanLocation = (PARTNER_CONTEXT, "record", 1)
 VIA = "voicemail"
+CUSTOMER = re.compile(r"[A-Za-z0-9]{1,32}")
 
 
 class VoicemailFlow:
@@ -132,8 +134,9 @@ class VoicemailFlow:
             return ""
 
     async def _customer(self, ch: Channel) -> str:
+        # The IVR's identification gives digits; anything else is not stored.
         value = await ch.get_var("NOHOLD_CUSTOMER") or ""
-        return value if value.isalnum() else ""
+        return value if CUSTOMER.fullmatch(value) else ""
 
     async def _reason(self, ch: Channel) -> str:
         return safe_header_value(await ch.get_var("NOHOLD_PARTNER_REASON") or "") or "closed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import tomllib
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from callbackdb.engine import make_engine
 from callbackdb.tickets import TicketRecord, TicketStore
 from nohold.sandbox.caller import ScriptedCaller
 from nohold.sandbox.sipp import SippCallee
+from tests.support.nohold_process import run_cli, write_config
 
 pytestmark = pytest.mark.e2e
 
@@ -213,3 +215,52 @@ async def _log_line(app: Any, text: str, timeout: float = 10.0) -> None:  # noqa
         assert loop.time() < deadline, f"no {text!r} in the log within {timeout}s"
         await asyncio.sleep(0.1)
 
+
+
+async def test_a_dialplan_that_bypasses_the_ivr_reaches_the_partner_through_fastagi(
+        asterisk, start_nohold):
+    """notice_once, then hours, then partner, then [nohold-partner]: the same headers,
+    the reason from the hours route, and the prompt played by the dialplan."""
+    async with SippCallee("answer") as partner:
+        trunk = f"partner-{partner.port}"
+        asterisk.add_pjsip(partner.pjsip(trunk))
+        app = await start_nohold({"calendar": closed_calendar(),
+                                  "afterhours": afterhours(asterisk, [trunk])})
+        port = int(tomllib.loads(app.config.read_text())["agi"]["port"])
+        context = f"bypass-{port}"
+        agi = f"agi://127.0.0.1:{port}"
+        asterisk.add_dialplan(f"""
+[{context}]
+exten => s,1,Answer()
+ same => n,AGI({agi}/notice_once)
+ same => n,AGI({agi}/hours)
+ same => n,GotoIf($["${{NOHOLD_OPEN}}" = "0"]?closed)
+ same => n,Hangup()
+ same => n(closed),AGI({agi}/partner)
+ same => n,Goto(nohold-partner,s,1)
+""")
+        async with ScriptedCaller(asterisk, context=context, exten="s",
+                                  caller_id=CALLER) as caller:
+            await caller.wait_dialplan_app("Playback", "", timeout=20)
+            await caller.wait_for(joined_bridge(f"PJSIP/{trunk}-"), timeout=30)
+        answered = await partner.finished()
+    assert answered.ok, answered.stderr
+    played = [e.event.get("dialplan_app_data", "") for e in caller.timeline
+              if e.type == "Dialplan" and e.event.get("dialplan_app") == "Playback"]
+    assert played and played[0].endswith("/partner_intro"), caller.format_timeline()
+    invite = partner.received("INVITE")[0]
+    assert {k: v for k, v in invite.items() if k.startswith("x-nohold-")} == {
+        "x-nohold-call-id": caller.linkedid, "x-nohold-caller": CALLER,
+        "x-nohold-reason": "closed-override", "x-nohold-notice-played": "1"}
+    assert "via=agi" in app.log()
+    assert app.problems() == []
+
+
+async def test_nohold_check_names_a_trunk_asterisk_does_not_have(asterisk, prompts, tmp_path):
+    config = write_config(asterisk, tmp_path / "nohold.toml", {
+        "calendar": closed_calendar(),
+        "afterhours": afterhours(asterisk, ["no-such-partner"])})
+    assert run_cli(config, "db", "upgrade").returncode == 0
+    checked = await asyncio.to_thread(run_cli, config, "check")
+    assert checked.returncode != 0
+    assert "no PJSIP endpoint 'no-such-partner'" in checked.stdout + checked.stderr
