@@ -27,7 +27,8 @@ def start(ctx: ServiceContext) -> Contribution:
     router = PartnerRouter(after, ctx.calendars)
     ctx.after_hours = router
     region = getattr(settings.sections.get("tickets"), "default_region", "PL")
-    flow = VoicemailFlow(settings, after, TicketStore(ctx.engine), default_region=region)
+    flow = VoicemailFlow(settings, after, TicketStore(ctx.engine), default_region=region,
+                         on_ticket=lambda: ctx.signals.notify(ctx.signals.TICKET))
     prompt = f"{settings.prompts.asterisk_path}/{after.prompt}"
     return Contribution(stasis=[(ctx.ari(after.app), flow)],
                         agi_routes={"partner": PartnerRoute(router, prompt)})

@@ -52,10 +52,12 @@ class VoicemailFlow:
 
     def __init__(self, settings: Settings, after: AfterHoursSettings, store: TicketStore,
                  default_region: str = "PL",
-                 now: Callable[[], datetime] = utc_now) -> None:
+                 now: Callable[[], datetime] = utc_now,
+                 on_ticket: Callable[[], None] = lambda: None) -> None:
         self.settings = settings
         self.after = after
         self.store = store
+        self.on_ticket = on_ticket
         self.numbers = NumberPolicy(default_region, ())
         self._now = now
 
@@ -115,6 +117,7 @@ class VoicemailFlow:
         log.info("voicemail_ticket ticket=%s outcome=%s partner_id=%s channel=%s seconds=%s "
                  "recording=%s", ticket.id, outcome, ticket.partner_id, ch.id,
                  recorded.duration, path)
+        self.on_ticket()  # the alerts wake at once, as for the partner's own tickets
         return ticket
 
     # -- what the call tells us ---------------------------------------------------------
