@@ -70,6 +70,8 @@ class Channel:
         # Those of them Asterisk has accepted (the POST returned): only these can be
         # asked about after a reconnect without mistaking "not yet" for "ended".
         self._accepted: set[str] = set()
+        # recording name -> its final LiveRecording (RecordingFinished/Failed)
+        self._recordings: dict[str, asyncio.Future[dict[str, Any]]] = {}
         # For legs nohold creates and dials (channels/create + dial): what Asterisk
         # reported, with its own timestamps (ISO 8601) where a measurement needs them.
         self.dialstatus = ""  # the last non-empty Dial status
@@ -122,6 +124,12 @@ class Channel:
             self.tech_cause = event.get("tech_cause") or self.tech_cause
             if kind == "ChannelDestroyed":
                 self.destroyed.set()
+        if kind in ("RecordingFinished", "RecordingFailed"):
+            recording = event.get("recording", {})
+            waiting = self._recordings.pop(str(recording.get("name", "")), None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(recording if kind == "RecordingFinished"
+                                   else {**recording, "state": "failed"})
         if kind == "ChannelDtmfReceived":
             self.keys.put_nowait(event.get("digit", ""))
         elif kind in ("PlaybackFinished", "PlaybackFailed"):
@@ -256,6 +264,46 @@ class Channel:
                 self._playbacks.pop(playback_id, None)
                 fut.set_result("done")
 
+    async def record(self, name: str, *, max_seconds: int, max_silence: int,
+                     fmt: str = "wav", terminate_on: str = "#", beep: bool = True,
+                     finish_grace: float = 3.0) -> Recorded:
+        """Record what the caller says into Asterisk's recording directory as
+        `name`.`fmt`, until `max_silence` seconds of silence, `terminate_on`, `max_seconds`
+        or the hang-up. A hang-up is not an error here: what was said before it is kept
+        (`Recorded.hung_up`). An existing recording of that name is never overwritten."""
+        done: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._recordings[name] = done
+        try:
+            await self._rest("POST", f"/channels/{self.id}/record", name=name, format=fmt,
+                             maxDurationSeconds=max_seconds, maxSilenceSeconds=max_silence,
+                             ifExists="fail", beep=beep, terminateOn=terminate_on)
+            # Not _until_gone: after a hang-up Asterisk still closes the file and says so.
+            waiter = asyncio.ensure_future(asyncio.shield(done))
+            gone = asyncio.ensure_future(self.gone.wait())
+            try:
+                await asyncio.wait({waiter, gone}, timeout=max_seconds + 10.0,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if not done.done() and gone.done():
+                    await asyncio.wait({waiter}, timeout=finish_grace)
+            finally:
+                waiter.cancel()
+                gone.cancel()
+        finally:
+            self._recordings.pop(name, None)
+        if done.done():
+            final = done.result()
+            return Recorded(name, fmt, str(final.get("state", "done")),
+                            _seconds(final.get("duration")), self.gone.is_set())
+        # No final event (the channel left Stasis first): Asterisk's store says whether
+        # a file was kept; how long it is stays unknown.
+        state = "unknown"
+        try:
+            await self.ari.request("GET", f"/recordings/stored/{name}")
+            state = "stored"
+        except AriNotFound:
+            state = "missing"
+        return Recorded(name, fmt, state, None, self.gone.is_set())
+
     async def next_key(self, timeout: float) -> str | None:
         try:
             return await self._until_gone(asyncio.wait_for(self.keys.get(), timeout))
@@ -338,6 +386,22 @@ class Channel:
             extension=exten,
             priority=priority,
         )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A recording's end, as Asterisk reported it."""
+
+    name: str
+    format: str
+    state: str  # done | failed | canceled | stored (no event, file kept) | missing
+    duration: float | None  # seconds of sound Asterisk kept (trailing silence trimmed)
+    hung_up: bool  # the caller was gone when it ended
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) \
+        else None
 
 
 async def hand_over(ari: AriClient, channel_id: str, where: DialplanLocation | None) -> None:

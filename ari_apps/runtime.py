@@ -365,8 +365,9 @@ def _bridge_of(event: dict[str, Any]) -> str | None:
 
 
 def _playback_target(event: dict[str, Any], kind: str) -> str | None:
-    """The id in a playback event's target_uri ("channel:<id>", "bridge:<id>")."""
-    playback = event.get("playback")
+    """The id in a playback's (or a recording's) target_uri ("channel:<id>",
+    "bridge:<id>")."""
+    playback = event.get("playback") or event.get("recording")
     if isinstance(playback, dict):
         target = str(playback.get("target_uri", ""))
         if target.startswith(kind):

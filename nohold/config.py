@@ -84,6 +84,15 @@ DEFAULT_PROMPT_TEXTS: dict[str, str] = {
     "alert_press": "To acknowledge this ticket, press 1. To hear it again, press 2.",
     "alert_acknowledged": "Acknowledged. Thank you. The other alerts are stopped. Goodbye.",
     "alert_goodbye": "The ticket is not acknowledged. We will keep alerting. Goodbye.",
+    # [afterhours]: out of hours the partner call centre takes the call; when it cannot,
+    # a voice message that becomes a ticket.
+    "partner_intro": "Our office is closed now. Our partner will take your call.",
+    "partner_unavailable": "Sorry, our partner cannot take your call right now. "
+    "Please leave a message after the tone: your name, your number and what happened. "
+    "Press the hash key when you are done.",
+    "partner_alerted": "Thank you. Your message is recorded, and our technician on duty "
+    "is being alerted now. Goodbye.",
+    "partner_thanks": "Thank you. Your message is recorded. Goodbye.",
 }
 
 PROMPT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")

@@ -28,6 +28,7 @@ from callbackdb.notice_ledger import NoticeLedger
 from nohold.ami.queues import QueueMonitor
 from nohold.config import Section, Settings
 from nohold.decisions.hours import Calendar
+from nohold.decisions.partner import CallFacts
 
 # HTTP sessions nohold holds at Asterisk at most, whatever the load: every ARI
 # client shares one pool of ARI_POOL_SIZE kept-alive REST connections, plus one
@@ -82,6 +83,34 @@ class Signals:
             event.clear()
 
 
+class AfterHours(Protocol):
+    """The after-hours feature as the IVR asks it: is the line closed now, and if so
+    what the call to the partner needs."""
+
+    @property
+    def identify(self) -> bool:
+        """Ask the caller's customer number before sending them on."""
+        ...
+
+    @property
+    def prompt(self) -> str:
+        """The prompt ("our partner will take your call") the IVR plays first."""
+        ...
+
+    @property
+    def location(self) -> DialplanLocation:
+        """Where the call to the partner is dialled (dialplan [nohold-partner])."""
+        ...
+
+    async def closed_reason(self) -> str | None:
+        """The reason the partner is told (closed-holiday...), or None when open."""
+        ...
+
+    def variables(self, facts: CallFacts) -> dict[str, str]:
+        """The channel variables the dialplan dials the partner with."""
+        ...
+
+
 @dataclass
 class ServiceContext:
     """What the running service shares with every feature it starts."""
@@ -100,6 +129,9 @@ class ServiceContext:
     # features that ask them).
     calendars: Calendars | None = None
     signals: Signals = field(default_factory=Signals)
+    # Calls out of hours go to the partner, when the afterhours feature runs (started
+    # before the IVR, which asks it).
+    after_hours: AfterHours | None = None
 
     def ari(self, app: str) -> AriClient:
         a = self.settings.ari

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from agi_scripts import notice_once
+from ari_apps.afterhours import feature as afterhours
 from ari_apps.callbacks import feature as callbacks
 from ari_apps.ivr import feature as ivr
 from nohold import config
@@ -19,8 +20,8 @@ from nohold.tickets import feature as tickets
 from nohold.watchdog import feature as watchdog
 
 # In start order: ami and calendar first, so that later features find the queue state
-# and the calendars.
-FEATURES: tuple[Feature, ...] = (ami.FEATURE, calendar.FEATURE, ivr.FEATURE,
+# and the calendars; afterhours before the IVR, which asks it.
+FEATURES: tuple[Feature, ...] = (ami.FEATURE, calendar.FEATURE, afterhours.FEATURE, ivr.FEATURE,
                                  notice_once.FEATURE, watchdog.FEATURE, callbacks.FEATURE,
                                  tickets.FEATURE, alerts.FEATURE)
 

@@ -13,7 +13,7 @@ from nohold.feature import Contribution, Feature, ServiceContext
 def start(ctx: ServiceContext) -> Contribution:
     settings = ctx.settings
     flow = IvrFlow(settings, settings.section(IvrSettings), ctx.notice_ledger,
-                   ctx.prompt_seconds[settings.notice.prompt])
+                   ctx.prompt_seconds[settings.notice.prompt], after_hours=ctx.after_hours)
     return Contribution(stasis=[(ctx.ari(settings.ari.app), flow)])
 
 

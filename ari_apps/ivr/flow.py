@@ -3,6 +3,9 @@
 answer -> recording notice (once per call) -> menu(s) -> optional identification
 -> "connecting you" -> on to a queue or a person.
 
+Out of hours (the afterhours feature, when it runs): answer -> recording notice ->
+optional identification -> "our partner will take your call" -> the partner's trunk.
+
 Decisions come from nohold.decisions; this module only sequences I/O.
 """
 
@@ -27,7 +30,9 @@ from nohold.decisions.menu import (
     digits_valid,
     read_stasis_args,
 )
+from nohold.decisions.partner import CallFacts
 from nohold.decisions.routes import Route
+from nohold.feature import AfterHours
 
 log = logging.getLogger("nohold.ivr")
 
@@ -43,11 +48,12 @@ class IvrFlow:
     name = "ivr"
 
     def __init__(self, settings: Settings, ivr: IvrSettings, ledger: NoticeLedger,
-                 notice_seconds: float) -> None:
+                 notice_seconds: float, after_hours: AfterHours | None = None) -> None:
         self.settings = settings
         self.ivr = ivr
         self.ledger = ledger
         self.notice_seconds = notice_seconds
+        self.after_hours = after_hours
 
     def media(self, prompt: str) -> str:
         return f"sound:{self.settings.prompts.asterisk_path}/{prompt}"
@@ -61,8 +67,17 @@ class IvrFlow:
         logs.call_id.set(ch.call_id)
         log.info("call_start channel=%s caller=%s menu=%s", ch.id, ch.caller, menu)
         told = True  # not claimed: told earlier in this call, its variable inherited
-        if await self.answer_and_claim_notice(ch):
+        claimed = await self.answer_and_claim_notice(ch)
+        if claimed:
             told = await self.play_notice(ch)
+        closed = await self.closed_reason(ch)
+        if closed is not None:
+            # Even a caller who was not told goes to the partner: nobody else answers
+            # now, and the partner, told so, plays its own notice.
+            if not claimed:
+                told = await ch.get_var("NOHOLD_NOTICE_PLAYED") == "1"
+            await self.send_to_partner(ch, closed, told)
+            return
         if not told and self.ivr.not_told == "fallback":
             # The transfer prompt is skipped: it lives beside the notice Asterisk
             # could not open, and would only add silence.
@@ -236,6 +251,35 @@ class IvrFlow:
                 return entered
             await ch.play(self.media(self.ivr.invalid_prompt), interruptible=True)
         return None
+
+    # -- out of hours ------------------------------------------------------------------
+    async def closed_reason(self, ch: Channel) -> str | None:
+        """Why the line is closed now (the partner takes the call), None when open or
+        when no partner is configured."""
+        if self.after_hours is None:
+            return None
+        try:
+            return await self.after_hours.closed_reason()
+        except Exception as exc:  # noqa: BLE001 - a calendar that cannot answer is "open"
+            # The menu and the queues are the way calls go when nothing says closed.
+            log.warning("after_hours_unknown channel=%s error=%r", ch.id, exc)
+            return None
+
+    async def send_to_partner(self, ch: Channel, reason: str, told: bool) -> None:
+        after = self.after_hours
+        assert after is not None
+        identity = await self.identify(ch) if after.identify else {}
+        facts = CallFacts(call_id=ch.call_id, caller=ch.caller, reason=reason,
+                          notice_played=told, customer=identity.get("NOHOLD_CUSTOMER", ""))
+        # Set before the prompt: a caller handed over during it still reaches the
+        # partner with the right headers.
+        await ch.set_vars({"NOHOLD_ROUTE": "partner", **identity, **after.variables(facts)})
+        await ch.play(self.media(after.prompt), interruptible=False)
+        context, exten, priority = after.location
+        log.info("call_to_partner channel=%s reason=%s notice_played=%d identified=%s "
+                 "to=%s,%s,%s", ch.id, reason, told, "yes" if facts.customer else "no",
+                 context, exten, priority)
+        await ch.continue_to(context, exten, priority)
 
     # -- leaving the IVR ---------------------------------------------------------------
     def location(self, route: Route) -> DialplanLocation:

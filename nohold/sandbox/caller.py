@@ -193,6 +193,18 @@ class ScriptedCaller:
                     + self.format_timeline()
                 ) from None
 
+    async def say(self, media: str = "sound:demo-thanks", timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Speak into the call: play `media` from our phone (the dialplan side hears it,
+        e.g. to leave a voice message) and wait until it has been said."""
+        playback_id = f"caller-say-{uuid.uuid4().hex[:12]}"
+        since = len(self.timeline)
+        await self._record("Said", self.channel_id, f"says {media}", {})
+        await self._client.request("POST", f"/channels/{self.channel_id}/play/{playback_id}",
+                                   params={"media": media})
+        await self.wait_for(lambda e: e.type == "PlaybackFinished"
+                            and e.event.get("playback", {}).get("id") == playback_id,
+                            timeout, since=since)
+
     async def hangup(self, wait: float = 5.0) -> None:
         """Hang up our phone. A call already gone (404) is a successful hang-up."""
         self._hung_up = True

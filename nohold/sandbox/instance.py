@@ -39,6 +39,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 BOOT_TIMEOUT = 60.0
 _STATE_FILE = "instance.json"  # inside the run dir; used to reap orphans
 _EXTRA_DIALPLAN = "nohold-sandbox-extra.conf"
+_EXTRA_PJSIP = "pjsip-sandbox-extra.conf"
 _LOG_FILE = "asterisk.out"
 
 # Instances started (not detached) by this process; stopped at exit.
@@ -114,6 +115,15 @@ class Sandbox:
             f.write("\n" + text.strip("\n") + "\n")
         out = self.cli("dialplan reload")
         logger.debug("dialplan reload: %s", out.strip())
+
+    def add_pjsip(self, text: str) -> None:
+        """Append PJSIP sections (e.g. a trunk to a SIPp callee on a test's own port) and
+        reload res_pjsip, so a session-wide sandbox can serve tests that need their own
+        endpoints."""
+        with open(self.run_dir / "etc" / _EXTRA_PJSIP, "a") as f:
+            f.write("\n" + text.strip("\n") + "\n")
+        out = self.cli("module reload res_pjsip.so")
+        logger.debug("pjsip reload: %s", out.strip())
 
     def wait_fully_booted(self, timeout: float = BOOT_TIMEOUT) -> None:
         """After `core restart now`: until Asterisk says it is fully booted (asked,
@@ -205,7 +215,8 @@ def start_sandbox(
         raise SandboxError(f"cannot create {runs}: run the sandbox as root") from None
     reap_orphans(root)
     run_dir = runs / f"{name}-{secrets.token_hex(4)}"
-    for sub in ("etc", "lib/keys", "cache", "spool", "run", "log", "prompts"):
+    # spool/recording: ARI recordings go there, and Asterisk does not create it.
+    for sub in ("etc", "lib/keys", "cache", "spool/recording", "run", "log", "prompts"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
 
     ports = _free_ports()

@@ -149,3 +149,112 @@ def _s(data: str | bytes | None) -> str:
 def _errors(workdir: Path) -> str:
     path = workdir / "errors.log"
     return f"\n--- sipp errors.log ---\n{path.read_text(errors='replace')}" if path.exists() else ""
+
+
+# -- a SIPp callee: the partner call centre behind a PJSIP trunk -----------------------
+PARTNER_SCENARIOS = {
+    "answer": "uas_partner_answer.xml",
+    "reject": "uas_partner_reject.xml",
+    "no_answer": "uas_partner_no_answer.xml",
+}
+
+
+class SippCallee:
+    """A SIPp UAS on its own UDP port that takes `calls` calls as `behaviour` says ("answer",
+    "reject" with `code`, "no_answer") and keeps every SIP message it saw, so a test can
+    read the INVITE's headers. `pjsip(name)` is the trunk to add to the sandbox
+    (Sandbox.add_pjsip). Use as `async with SippCallee(...) as partner:`."""
+
+    def __init__(self, behaviour: str, *, code: int = 486, reason: str = "Busy Here",
+                 calls: int = 1, timeout: float = 120.0) -> None:
+        if behaviour not in PARTNER_SCENARIOS:
+            raise ValueError(f"behaviour {behaviour!r}: one of {', '.join(PARTNER_SCENARIOS)}")
+        self.behaviour = behaviour
+        self.port = free_port(socket.SOCK_DGRAM)
+        self.timeout = timeout
+        self.calls = calls
+        self._tmp = tempfile.TemporaryDirectory(prefix="nohold-sipp-uas-")
+        self.workdir = Path(self._tmp.name)
+        self.messages = self.workdir / "messages.log"
+        text = (SCENARIOS / PARTNER_SCENARIOS[behaviour]).read_text()
+        self.scenario = self.workdir / "uas.xml"
+        self.scenario.write_text(text.replace("@@CODE@@", str(code))
+                                 .replace("@@REASON@@", reason))
+        self.proc: asyncio.subprocess.Process | None = None
+        self.result: SippResult | None = None
+        self._log_text: str | None = None
+
+    def pjsip(self, name: str) -> str:
+        """PJSIP sections of a trunk `name` whose contact is this callee."""
+        return (f"[{name}]\ntype = aor\ncontact = sip:partner@127.0.0.1:{self.port}\n\n"
+                f"[{name}]\ntype = endpoint\ntransport = transport-udp\naors = {name}\n"
+                "context = nohold-inbound\ndisallow = all\nallow = ulaw\n"
+                "direct_media = no\nrtp_symmetric = yes\n")
+
+    async def __aenter__(self) -> SippCallee:
+        sipp = shutil.which("sipp")
+        if sipp is None:
+            raise SandboxError("sipp not found: `apt-get install sip-tester`")
+        self.proc = await asyncio.create_subprocess_exec(
+            sipp, "-sf", str(self.scenario), "-i", "127.0.0.1", "-p", str(self.port),
+            "-mp", str(free_port(socket.SOCK_DGRAM)), "-m", str(self.calls),
+            "-nostdin", "-trace_msg", "-message_file", str(self.messages), "-trace_err",
+            "-error_file", str(self.workdir / "errors.log"),
+            "-timeout", f"{int(self.timeout)}s",
+            cwd=self.workdir, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            await self.finished(10.0)
+        # Kept for reading after the callee is gone.
+        try:
+            self._log_text = self.messages.read_text(errors="replace")
+        except OSError:
+            self._log_text = ""
+        self._tmp.cleanup()
+
+    async def finished(self, timeout: float = 30.0) -> SippResult:  # noqa: ASYNC109
+        """SIPp's exit (0: the scenario ran to its end), waited for, never slept for."""
+        assert self.proc is not None
+        try:
+            out, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+        except TimeoutError:
+            self.proc.kill()
+            out, err = await self.proc.communicate()
+        self.result = SippResult(self.proc.returncode if self.proc.returncode is not None
+                                 else -1, _s(out), _s(err) + _errors(self.workdir))
+        return self.result
+
+    def received(self, method: str = "INVITE") -> list[dict[str, str]]:
+        """Every `method` request SIPp received: header name (lower case) -> value, plus
+        "request-line"."""
+        text = self._log_text
+        if text is None:
+            try:
+                text = self.messages.read_text(errors="replace")
+            except OSError:
+                return []
+        out: list[dict[str, str]] = []
+        lines = [line.strip() for line in text.splitlines()]
+        i = 0
+        while i < len(lines):
+            if "message received" not in lines[i]:
+                i += 1
+                continue
+            i += 1
+            while i < len(lines) and not lines[i]:
+                i += 1
+            if i >= len(lines) or not lines[i].startswith(f"{method} "):
+                continue
+            headers = {"request-line": lines[i]}
+            i += 1
+            while i < len(lines) and lines[i]:
+                name, sep, value = lines[i].partition(":")
+                if sep:
+                    headers.setdefault(name.strip().lower(), value.strip())
+                i += 1
+            out.append(headers)
+        return out

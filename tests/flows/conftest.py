@@ -153,12 +153,13 @@ async def start_ivr(fake: FakeAri, ledger: NoticeLedger) -> AsyncIterator[IvrFac
     started: list[Ivr] = []
 
     async def start(ivr_section: dict[str, Any] | None = None, *,
-                    notice_seconds: float = 0.0) -> Ivr:
+                    notice_seconds: float = 0.0, after_hours: Any = None) -> Ivr:
         settings = parse_settings({
             "ari": {"url": fake.url, "user": fake.user, "password": fake.password, "app": APP},
             "ivr": ivr_section or {},
         })
-        flow = IvrFlow(settings, settings.section(IvrSettings), ledger, notice_seconds)
+        flow = IvrFlow(settings, settings.section(IvrSettings), ledger, notice_seconds,
+                       after_hours=after_hours)
         # The same client the service builds, with a backoff short enough for a test.
         ari = AriClient(fake.url, fake.user, fake.password, APP,
                         subscribe=("channel:", "bridge:"), backoff_max=0.02)
