@@ -269,3 +269,27 @@ class Alert(Base):
     detail: Mapped[str] = mapped_column(String(200), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class TicketFollowUp(Base):
+    """The follow-up call of one resolution of a ticket (`resolution` is the ticket's
+    `reopened` count when it was resolved: a ticket resolved again after a reopen gets
+    its own follow-up). `callback_id` is the scheduled callback that makes the call;
+    `state` is what the agent recorded, or what became of the callback."""
+
+    __tablename__ = "ticket_followups"
+    __table_args__ = (
+        CheckConstraint("state IN ('scheduled', 'fixed', 'not_fixed', 'unreachable', "
+                        "'not_scheduled')", name="ticket_followups_state"),
+        Index("ticket_followups_by_state", "state"),
+    )
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    resolution: Mapped[int] = mapped_column(Integer, primary_key=True)
+    callback_id: Mapped[int | None] = mapped_column(ForeignKey("callbacks.id"))
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    detail: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    answered_by: Mapped[str] = mapped_column(String(80), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

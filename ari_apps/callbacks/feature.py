@@ -9,10 +9,12 @@ from ari_apps.callbacks.app import CallbackApp
 from ari_apps.callbacks.check import check_callbacks_setup
 from ari_apps.callbacks.commands import COMMANDS
 from ari_apps.callbacks.dialer import Dialer
+from ari_apps.callbacks.followup import FollowUps
 from ari_apps.callbacks.offer import OfferFlow
 from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.callbacks.settings import SECTION, CallbackSettings
 from callbackdb.callbacks import CallbackStore
+from callbackdb.followups import FollowUpStore
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
 
@@ -27,7 +29,10 @@ def start(ctx: ServiceContext) -> Contribution:
     parts = CallbackParts(ctx.settings, cb, store, ctx.queues, calendars=ctx.calendars)
     dialer = Dialer(parts)
     app = CallbackApp(OfferFlow(parts), dialer)
-    return Contribution(stasis=[(ctx.ari(cb.app), app)], tasks=[dialer.run],
+    tasks = [dialer.run]
+    if cb.followup.enabled:
+        tasks.append(FollowUps(cb, store, FollowUpStore(ctx.engine), ctx.calendars).run)
+    return Contribution(stasis=[(ctx.ari(cb.app), app)], tasks=tasks,
                         http_routes=api.routes(store, cb, ctx.calendars))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from nohold.ami.settings import AmiSettings
 from nohold.config import (
@@ -28,7 +28,7 @@ from nohold.config import (
 )
 from nohold.decisions.callbacks import AttemptPolicy
 from nohold.decisions.dial_target import OUTBOUND, Outbound
-from nohold.decisions.hours import parse_window
+from nohold.decisions.hours import Window, parse_window
 from nohold.decisions.numbers import DIAL_FORMATS, AllowRule, NumberPolicy, parse_rule
 from nohold.decisions.slots import SlotRule, slot_problem
 
@@ -49,6 +49,18 @@ DAY_PROMPTS = ("callback_today", "callback_tomorrow", "callback_monday", "callba
 SLOT_PROMPTS = ("callback_times", "callback_between", "callback_and", "callback_press",
                 "callback_keep_waiting", "callback_no_times", "callback_booked",
                 "callback_goodbye", *DAY_PROMPTS)
+
+
+@dataclass(frozen=True)
+class FollowUpSettings:
+    """`[callbacks.followup]`: a resolved ticket's caller is called back
+    `after_working_days` working days later (the callback calendar's), in `window`
+    (wall clock), agent first, to ask whether the fix held."""
+
+    enabled: bool = False
+    after_working_days: int = 2
+    window: Window = Window(10 * 60, 12 * 60)
+    queue: str = ""  # "" = the first of callbacks.queues
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class CallbackSettings:
     slots_offered: int = 3
     slots_days: int = 7
     slot_lead: float = 900.0
+    followup: FollowUpSettings = field(default_factory=lambda: FollowUpSettings())
     offer_prompt: str = "callback_offer"
     number_is_prompt: str = "callback_number_is"
     confirm_prompt: str = "callback_confirm"
@@ -176,11 +189,27 @@ def parse_callbacks(t: Table, env: Mapping[str, str]) -> CallbackSettings:
         slots_offered=t.integer("slots_offered", 3, 1, 5),
         slots_days=t.integer("slots_days", 7, 0, 30),
         slot_lead=bounded(t, "slot_lead", 900.0, 0.0, 86400.0),
+        followup=_followup(t.table("followup")),
         **{name: t.get(name, str, getattr(CallbackSettings, name)) for name in PROMPTS},
     )
     if "offer_prompt" not in t.data and settings.slots:
         # The queue's offer must tell the caller that 2 chooses a time.
         settings = replace(settings, offer_prompt="callback_offer_or_time")
+    t.done()
+    return settings
+
+
+def _followup(t: Table) -> FollowUpSettings:
+    hours = t.get("window", str, "10:00-12:00")
+    try:
+        window = parse_window(hours)
+    except ValueError as exc:
+        raise ConfigError(f"{t.key('window')} = {hours!r}: {exc}") from None
+    settings = FollowUpSettings(
+        enabled=t.get("enabled", bool, False),
+        after_working_days=t.integer("after_working_days", 2, 1, 10),
+        window=window,
+        queue=t.get("queue", str, ""))
     t.done()
     return settings
 
@@ -228,6 +257,10 @@ def check_callbacks(cb: CallbackSettings, s: Settings) -> None:
     if not s.section(AmiSettings).enabled:
         raise ConfigError("callbacks.enabled = true needs [ami] enabled = true: placeholders "
                           "stand in a queue only where nohold sees the queue's state")
+    f = cb.followup
+    if f.enabled and f.queue and f.queue not in cb.queues:
+        raise ConfigError(f"callbacks.followup.queue = {f.queue!r}: not one of "
+                          f"callbacks.queues ({', '.join(cb.queues)})")
 
 
 SECTION = Section("callbacks", parse_callbacks, check_callbacks)
