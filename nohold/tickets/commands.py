@@ -7,7 +7,6 @@ guarded updates as the service, so two people resolving at once resolve it once.
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import json
 from collections.abc import Awaitable, Callable
@@ -15,14 +14,11 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import click
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callbackdb.callbacks import CallbackStore, CannotCancel
-from callbackdb.followups import FIXED, NOT_FIXED, UNREACHABLE, FollowUpRecord, FollowUpStore
 from callbackdb.tickets import EventRecord, NoSuchTicket, NotAllowed, TicketRecord, TicketStore
 from nohold.db_commands import on_database
-from nohold.decisions.callbacks import WAITING
 from nohold.decisions.tickets import MAX_ACTOR, MAX_NOTE, State
+from nohold.tickets.followup import record_answer
 
 T = TypeVar("T")
 
@@ -183,12 +179,9 @@ def reopen(ctx: click.Context, ticket_id: int, note: str, by: str | None) -> Non
     _move(ctx, ticket_id, work, "reopened")
 
 
-FOLLOWUP_ANSWERS = {"fixed": FIXED, "not-fixed": NOT_FIXED, "no-answer": UNREACHABLE}
-
-
 @tickets.command("followup")
 @click.argument("ticket_id", type=int)
-@click.argument("answer", type=click.Choice(sorted(FOLLOWUP_ANSWERS)))
+@click.argument("answer", type=click.Choice(["fixed", "not-fixed", "no-answer"]))
 @click.option("--note", default="", help="What the customer said.")
 @click.option("--by", default=None, help="The agent (default: your login name).")
 @click.pass_context
@@ -197,31 +190,10 @@ def followup(ctx: click.Context, ticket_id: int, answer: str, note: str,
     """Record the follow-up call's answer: fixed, not-fixed (reopens the ticket, so the
     technician on duty is alerted again) or no-answer (unreachable)."""
     text = _note(note) if note else ""
-    who = _who(by)
-
-    async def work(engine: AsyncEngine) -> tuple[FollowUpRecord | None, TicketRecord | None]:
-        now = datetime.now(UTC)
-        done = await FollowUpStore(engine).answer(ticket_id, FOLLOWUP_ANSWERS[answer], who,
-                                                  now, text)
-        if done is not None and done.callback_id is not None:
-            # Answered before the call was made (the customer rang in, say): the call
-            # still waiting is not needed. One in progress or over is left alone.
-            calls = CallbackStore(engine, "cli")
-            call = await calls.get(done.callback_id)
-            if call is not None and call.state in WAITING:
-                with contextlib.suppress(CannotCancel):
-                    await calls.cancel(call.id, now, reason="follow-up answered")
-        if done is None or answer != "not-fixed":
-            return done, None
-        try:
-            reopened = await TicketStore(engine).reopen(
-                ticket_id, by=who, via="followup",
-                note=f"follow-up: not fixed{': ' + text if text else ''}", now=now)
-        except NotAllowed:  # reopened by someone else meanwhile: open it stays
-            return done, None
-        return done, reopened
-
-    done, reopened = on_database(ctx.obj["load_settings"](), "the follow-ups' table", work)
+    done, reopened = on_database(
+        ctx.obj["load_settings"](), "the follow-ups' table",
+        lambda engine: record_answer(engine, ticket_id, answer, _who(by), text,
+                                     datetime.now(UTC)))
     if done is None:
         raise click.ClickException(f"ticket {ticket_id} has no follow-up call waiting for "
                                    "an answer")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from callbackdb.tickets import TicketStore
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
-from nohold.tickets import webhook
+from nohold.tickets import api, webhook
 from nohold.tickets.commands import COMMANDS
 from nohold.tickets.imap import ImapPoller, check_mailbox
 from nohold.tickets.intake import Intake
@@ -24,6 +24,7 @@ def start(ctx: ServiceContext) -> Contribution:
     out = Contribution()
     if tickets.webhook:
         out.http_routes = webhook.routes(intake)
+    out.http_routes += api.routes(ctx.engine)
     if tickets.imap.enabled:
         out.tasks = [ImapPoller(intake, tickets.imap).run]
     return out

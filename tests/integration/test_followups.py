@@ -184,3 +184,42 @@ async def test_the_migration_makes_the_table_the_model_describes(bed):
 
     async with bed.callbacks.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
+
+
+async def test_the_agent_records_the_answer_over_the_http_api(bed):
+    import aiohttp
+
+    from nohold.http_server import HttpServer
+    from nohold.tickets import api
+
+    tid = await bed.resolved()
+    await bed.loop(six_days()).tick()
+    token = "followup-token-0123456789-abcdef"
+    server = HttpServer(api.routes(bed.callbacks.engine), token)
+    await server.start("127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.port}/v1/tickets/{tid}/followup"
+    auth = {"Authorization": f"Bearer {token}"}
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def post(body, headers=auth, where=url):  # type: ignore[no-untyped-def]
+                async with http.post(where, json=body, headers=headers) as resp:
+                    return resp.status, await resp.json()
+
+            assert (await post({"answer": "fixed"}, headers={}))[0] == 401
+            status, body = await post({"answer": "maybe"})
+            assert (status, body["error"], body["field"]) == (400, "bad_request", "answer")
+            status, body = await post({"answer": "fixed", "by": ""})
+            assert (status, body["field"]) == (400, "by")
+            status, body = await post({"answer": "not_fixed", "by": "agent-a",
+                                       "note": "still down"})
+            assert status == 200 and body["reopened"] is True, body
+            assert body["followup"]["state"] == "not_fixed"
+            status, body = await post({"answer": "fixed", "by": "agent-a"})
+            assert (status, body["error"]) == (404, "no_followup")
+            status, _ = await post({"answer": "fixed"},
+                                   where=url.replace(f"/tickets/{tid}/", "/tickets/x/"))
+            assert status == 404
+    finally:
+        await server.close()
+    ticket = await bed.tickets.get(tid)
+    assert ticket is not None and ticket.state is State.OPEN
