@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callbackdb.models import Alert, AlertRun, Ticket
+from callbackdb.times import aware_utc
 from nohold.decisions.escalation import Step
 
 # Row states.
@@ -33,11 +34,6 @@ ANSWERED, ACKNOWLEDGED, UNANSWERED = "answered", "acknowledged", "unanswered"
 RUNNING, STOPPED, EXHAUSTED, NOBODY, NOT_ALERTED = (
     "running", "stopped", "exhausted", "nobody", "not_alerted")
 
-
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,7 @@ class RunRecord:
 
     @classmethod
     def of(cls, row: Any) -> RunRecord:
-        return cls(**{f.name: _utc(row._mapping[f.name]) for f in fields(cls)})
+        return cls(**{f.name: aware_utc(row._mapping[f.name]) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ class AlertRecord:
 
     @classmethod
     def of(cls, row: Any) -> AlertRecord:
-        return cls(**{f.name: _utc(row._mapping[f.name]) for f in fields(cls)})
+        return cls(**{f.name: aware_utc(row._mapping[f.name]) for f in fields(cls)})
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: (v.isoformat() if isinstance(v := getattr(self, f.name), datetime)
@@ -112,7 +108,7 @@ class AlertStore:
                 .where(Ticket.state == "open", AlertRun.ticket_id.is_(None))
                 .order_by(Ticket.id).limit(limit))
         async with self._engine.connect() as conn:
-            return [NewTicket(r.id, r.reopened, r.urgency, _utc(r.received_at))
+            return [NewTicket(r.id, r.reopened, r.urgency, aware_utc(r.received_at))
                     for r in (await conn.execute(stmt)).all()]
 
     async def start_run(self, ticket_id: int, run: int, now: datetime,

@@ -9,21 +9,15 @@ SQLite stores them without the zone.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callbackdb.models import CalendarOverride
+from callbackdb.times import aware_utc
 from nohold.decisions.hours import Kind, Override
-
-
-def _utc(value: Any) -> Any:
-    # SQLite gives back naive datetimes (stored as UTC): make them aware again.
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,7 @@ class OverrideRow:
 
     @classmethod
     def of(cls, row: Any) -> OverrideRow:
-        values = {f.name: _utc(row._mapping[f.name]) for f in fields(cls)}
+        values = {f.name: aware_utc(row._mapping[f.name]) for f in fields(cls)}
         values["kind"] = Kind(values["kind"])
         return cls(**values)
 

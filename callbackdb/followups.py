@@ -17,16 +17,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callbackdb.models import Callback, Ticket, TicketFollowUp
+from callbackdb.times import aware_utc
 
 SCHEDULED, FIXED, NOT_FIXED = "scheduled", "fixed", "not_fixed"
 UNREACHABLE, NOT_SCHEDULED = "unreachable", "not_scheduled"
 ANSWERS = (FIXED, NOT_FIXED, UNREACHABLE)
 
-
-def _utc(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,7 @@ class FollowUpRecord:
 
     @classmethod
     def of(cls, row: Any) -> FollowUpRecord:
-        return cls(**{f.name: _utc(row._mapping[f.name]) for f in fields(cls)})
+        return cls(**{f.name: aware_utc(row._mapping[f.name]) for f in fields(cls)})
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: (v.isoformat() if isinstance(v := getattr(self, f.name), datetime)
@@ -74,7 +70,7 @@ class FollowUpStore:
                 .where(Ticket.state == "resolved", TicketFollowUp.ticket_id.is_(None))
                 .order_by(Ticket.id).limit(limit))
         async with self._engine.connect() as conn:
-            return [Resolved(r.id, r.reopened, r.caller, _utc(r.resolved_at), r.resolution)
+            return [Resolved(r.id, r.reopened, r.caller, aware_utc(r.resolved_at), r.resolution)
                     for r in (await conn.execute(stmt)).all()]
 
     async def create(self, ticket_id: int, resolution: int, state: str, now: datetime, *,

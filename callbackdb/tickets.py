@@ -25,6 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from callbackdb.models import Ticket, TicketDelivery, TicketEvent
+from callbackdb.times import aware_utc
 from nohold.decisions.tickets import (
     MAX_ACTOR,
     MAX_NOTE,
@@ -59,12 +60,6 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"
 
 
-def _utc(value: Any) -> Any:
-    # SQLite gives back naive datetimes (stored as UTC): make them aware again.
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
-
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
@@ -97,7 +92,7 @@ class TicketRecord:
 
     @classmethod
     def of(cls, row: Any) -> TicketRecord:
-        values = {f.name: _utc(row._mapping[f.name]) for f in fields(cls)}
+        values = {f.name: aware_utc(row._mapping[f.name]) for f in fields(cls)}
         values["category"] = Category(values["category"])
         values["urgency"] = Urgency(values["urgency"])
         values["state"] = State(values["state"])
@@ -119,7 +114,7 @@ class EventRecord:
 
     @classmethod
     def of(cls, row: Any) -> EventRecord:
-        return cls(**{f.name: _utc(row._mapping[f.name]) for f in fields(cls)})
+        return cls(**{f.name: aware_utc(row._mapping[f.name]) for f in fields(cls)})
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
