@@ -206,10 +206,15 @@ class AmiClient:
     async def close(self) -> None:
         self._closing = True
         task, self._task = self._task, None
-        if task is not None:
+        # Python 3.11's wait_for() can swallow a cancellation that arrives just as what
+        # it waits for completes (a Ping answered, the connection lost): cancel until
+        # the task has really ended, or close() would wait for it forever.
+        while task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
         session = self._session
         if session is not None and session.protocol is not None and not session.lost.done():
             with contextlib.suppress(AmiError):
@@ -329,7 +334,7 @@ class AmiClient:
     async def _keepalive(self, session: _Session) -> None:
         """Until the connection drops: Ping after login only, and a Ping that goes
         unanswered means a half-open TCP connection, which we close."""
-        while True:
+        while not self._closing:
             try:
                 await asyncio.wait_for(asyncio.shield(session.lost), self.ping_interval)
                 raise AmiError("AMI connection closed")
