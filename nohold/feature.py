@@ -74,12 +74,14 @@ class Signals:
     async def wait(self, name: str, timeout: float) -> bool:  # noqa: ASYNC109
         """True when nudged within `timeout` seconds (or before, since the last wait)."""
         event = self._event(name)
+        # Not wait_for(): in Python 3.11 it returns instead of raising when a cancel
+        # arrives just as the event is set, and the loop waiting here would never stop.
+        waiter = asyncio.ensure_future(event.wait())
         try:
-            await asyncio.wait_for(event.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
+            done, _ = await asyncio.wait({waiter}, timeout=timeout)
+            return waiter in done
         finally:
+            waiter.cancel()
             event.clear()
 
 

@@ -47,6 +47,9 @@ class FollowUps:
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("followup_tick_failed error=%r", str(exc).splitlines()[0])
             await asyncio.sleep(TICK)
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # a cancel a driver swallowed
+                raise asyncio.CancelledError
 
     async def tick(self) -> None:
         now = self.now()

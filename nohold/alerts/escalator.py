@@ -43,6 +43,15 @@ TICK = 1.0  # seconds between passes over the database
 LEASE = timedelta(seconds=60)  # a sender silent this long is taken to be dead
 
 
+def stop_if_cancelled() -> None:
+    """Python 3.11's wait_for() (in SQLAlchemy's drivers, in our SMS send) can swallow
+    a cancel that races a result; the request stays counted on the task, so a loop that
+    checks it between passes still stops when the service stops it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Sms(Protocol):
     async def send(self, to_e164: str, text: str) -> str: ...
 
@@ -84,6 +93,7 @@ class Escalator:
                 log.warning("alerts_tick_failed error=%r", str(exc).splitlines()[0])
             # A new ticket on this node wakes the loop at once; others within a tick.
             await self._signals.wait(Signals.TICKET, TICK)
+            stop_if_cancelled()
 
     async def tick(self) -> None:
         now = self._now()

@@ -25,3 +25,34 @@ async def test_a_nudge_before_the_wait_is_kept_and_names_are_separate():
     signals.notify(Signals.TICKET)
     assert await signals.wait("other", 0.01) is False
     assert await signals.wait(Signals.TICKET, 0.01) is True
+
+
+async def test_a_cancel_racing_a_nudge_is_never_swallowed():
+    # The alerts loop waits here between passes; a nudge (a new ticket) arriving in the
+    # same loop turn as the service's cancel must not keep the loop alive.
+    signals = Signals()
+    for _ in range(200):
+        waiter = asyncio.create_task(signals.wait(Signals.TICKET, 5))
+        await asyncio.sleep(0)
+        signals.notify(Signals.TICKET)
+        waiter.cancel()
+        done, _ = await asyncio.wait({waiter}, timeout=1)
+        assert waiter in done and waiter.cancelled()
+
+
+async def test_a_loop_stops_on_a_cancel_a_driver_swallowed():
+    from nohold.alerts.escalator import stop_if_cancelled
+
+    async def loop() -> None:
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                pass  # what a driver's wait_for() may do: the request stays counted
+            stop_if_cancelled()
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    assert task in done and task.cancelled()
