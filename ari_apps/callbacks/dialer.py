@@ -31,7 +31,6 @@ import logging
 import re
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from ari_apps.agent_first import CustomerLeg, dial_into_bridge, until_one_leaves
 from ari_apps.ari_client import AriError, AriNotFound
@@ -56,7 +55,6 @@ from nohold.decisions.hours import Calendar
 from nohold.decisions.numbers import NumberRefused
 from nohold.decisions.queue_state import QueueMember
 from nohold.decisions.schedule import moved_for_closure
-from nohold.prompts import PromptError, speak
 
 log = logging.getLogger("nohold.callbacks")
 
@@ -379,11 +377,6 @@ class Dialer:
         else:
             waited = max(1, round((now - record.arrived_at.timestamp()) / 60))
             said = (self.media(self.cb.whisper_prompt), f"number:{waited}", "sound:minutes")
-        if record.scheduled and record.note:
-            # What the booking left for the agent (a follow-up: the ticket and its fix),
-            # first, while the customer's phone rings: it matters more than the rest.
-            note = await self.spoken_note(record)
-            said = ((note,) if note else ()) + said
         try:
             for media in said:
                 await agent.play(media, interruptible=False)
@@ -393,19 +386,6 @@ class Dialer:
             with contextlib.suppress(AriError, CallerHungUp):
                 await agent.stop_playbacks()
             raise
-
-    async def spoken_note(self, record: CallbackRecord) -> str | None:
-        """The callback's note as audio (rendered once per callback), or None."""
-        prompts = self.settings.prompts
-        name = f"callbacks/note-{record.id}"
-        target = Path(prompts.dir) / f"{name}.wav"
-        if not target.exists():
-            try:
-                await asyncio.to_thread(speak, record.note, prompts.language, target)
-            except PromptError as exc:
-                log.warning("callback_note_not_spoken callback=%s error=%s", record.id, exc)
-                return None
-        return self.media(name)
 
     async def attempt(self, record: CallbackRecord, agent: Channel, bridge: Bridge,
                       whisper: asyncio.Future[None]) -> None:

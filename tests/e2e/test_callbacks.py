@@ -459,33 +459,6 @@ async def test_a_booked_callback_is_dialled_agent_first_at_the_agreed_time_never
         assert bed.rec.count(customer_leg(number)) == 1
 
 
-async def test_the_agent_hears_the_booked_callbacks_note_while_the_customer_rings(
-        cb_box: Sandbox, tmp_path: Path) -> None:
-    number = "601000003"  # rings, nobody answers: the whole whisper is heard
-    async with open_bed(cb_box, tmp_path, {"calendar": "desk"},
-                        sections={"calendar": {"default": "desk", "desk": ALWAYS}}) as bed:
-        await bed.pause(False)
-        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
-        added = await asyncio.to_thread(
-            run_cli, bed.nohold.config, "callbacks", "add", "--number", number, "--at",
-            at.isoformat(), "--window", "5m", "--note", "Follow-up of ticket 7: fibre spliced")
-        assert added.returncode == 0, added.stdout + added.stderr
-        (row,) = await bed.rows()
-        note = await bed.rec.wait(
-            lambda e: ari("PlaybackStarted")(e) and str(
-                e.data["playback"]["media_uri"]).endswith(f"/callbacks/note-{row.id}"),
-            30, what="the note read to the agent")
-        leg = await bed.rec.wait(customer_leg(number), 15, what="the customer's leg")
-        target = str(note.data["playback"]["target_uri"])
-        assert target.startswith("channel:") and not target.endswith(leg.channel_id)
-        heard = [str(e.data["playback"]["media_uri"]).rsplit("/", 1)[-1]
-                 for e in bed.rec.find(ari("PlaybackStarted"))
-                 if e.data["playback"]["target_uri"] == target]
-        assert heard[:2] == [f"note-{row.id}", "callback_whisper_owner"], heard
-        await bed.row_becomes(row.id, lambda r: r.attempts >= 1 and r.state.value in (
-            "retry", "expired", "pending"), 40, "the unanswered attempt ended")
-
-
 async def book(bed: Bed, number: str, at: datetime) -> CallbackRecord:
     added = await asyncio.to_thread(
         run_cli, bed.nohold.config, "callbacks", "add", "--number", number, "--at",
