@@ -113,6 +113,15 @@ class AfterHours(Protocol):
         ...
 
 
+def stop_if_cancelled() -> None:
+    """Python 3.11's wait_for() (in SQLAlchemy's drivers, in our SMS send) can swallow
+    a cancel that races a result; the request stays counted on the task, so a loop that
+    checks it between passes still stops when the service stops it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 @dataclass
 class ServiceContext:
     """What the running service shares with every feature it starts."""

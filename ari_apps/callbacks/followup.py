@@ -23,7 +23,7 @@ from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackStore
 from callbackdb.followups import NOT_SCHEDULED, SCHEDULED, UNREACHABLE, FollowUpStore, Resolved
 from nohold.decisions.hours import NoOpening
-from nohold.feature import Calendars
+from nohold.feature import Calendars, stop_if_cancelled
 
 log = logging.getLogger("nohold.callbacks.followup")
 
@@ -47,9 +47,7 @@ class FollowUps:
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("followup_tick_failed error=%r", str(exc).splitlines()[0])
             await asyncio.sleep(TICK)
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():  # a cancel a driver swallowed
-                raise asyncio.CancelledError
+            stop_if_cancelled()
 
     async def tick(self) -> None:
         now = self.now()

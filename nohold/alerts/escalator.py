@@ -35,21 +35,12 @@ from nohold.decisions.alerts import (
 )
 from nohold.decisions.escalation import Step, Via, plan, unanswered_since
 from nohold.decisions.numbers import NumberPolicy, NumberRefused
-from nohold.feature import Calendars, Signals
+from nohold.feature import Calendars, Signals, stop_if_cancelled
 
 log = logging.getLogger("nohold.alerts")
 
 TICK = 1.0  # seconds between passes over the database
 LEASE = timedelta(seconds=60)  # a sender silent this long is taken to be dead
-
-
-def stop_if_cancelled() -> None:
-    """Python 3.11's wait_for() (in SQLAlchemy's drivers, in our SMS send) can swallow
-    a cancel that races a result; the request stays counted on the task, so a loop that
-    checks it between passes still stops when the service stops it."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class Sms(Protocol):
