@@ -41,13 +41,13 @@ from callbackdb.engine import make_engine  # noqa: E402
 from callbackdb.migrate import upgrade_async  # noqa: E402
 from callbackdb.tickets import TicketStore  # noqa: E402
 from nohold.alerts.escalator import Escalator  # noqa: E402
-from nohold.alerts.feature import target  # noqa: E402
 from nohold.alerts.settings import AlertSettings  # noqa: E402
-from nohold.alerts.smpp import Inbound, SmppGateway  # noqa: E402
 from nohold.decisions.tickets import sign  # noqa: E402
 from nohold.feature import Signals  # noqa: E402
 from nohold.http_server import HttpServer  # noqa: E402
 from nohold.registry import parse_settings  # noqa: E402
+from nohold.sms.link import Inbound  # noqa: E402
+from nohold.sms.smpp import SmppGateway, target  # noqa: E402
 from nohold.tickets import webhook  # noqa: E402
 from nohold.tickets.intake import Intake  # noqa: E402
 from nohold.tickets.settings import TicketSettings  # noqa: E402
@@ -140,9 +140,10 @@ async def nohold_server(smsc: Smsc, workdir: Path
         "http": {"enabled": True, "token": TOKEN},
         "tickets": {"enabled": True, "secret": SECRET},
         "alerts": {"enabled": True, "tickets": "all", "people": {"jan": {"mobile": MOBILE}},
-                   "fallback": ["jan"],
-                   "smpp": {"host": "127.0.0.1", "port": smsc.port,
-                            "system_id": smsc.system_id, "password": smsc.password}}})
+                   "fallback": ["jan"]},
+        "sms": {"enabled": True,
+                "smpp": {"host": "127.0.0.1", "port": smsc.port,
+                         "system_id": smsc.system_id, "password": smsc.password}}})
     alerts = settings.section(AlertSettings)
     signals = Signals()
     escalator: list[Escalator] = []
@@ -150,7 +151,7 @@ async def nohold_server(smsc: Smsc, workdir: Path
     async def inbound(msg: Inbound) -> None:
         await escalator[0].on_inbound(msg)
 
-    gateway = SmppGateway(target(alerts), inbound)
+    gateway = SmppGateway(target(settings.sms.smpp), inbound)
     escalator.append(Escalator(alerts, AlertStore(engine), TicketStore(engine), gateway,
                                signals=signals))
     intake = Intake(TicketStore(engine), settings.section(TicketSettings),

@@ -293,3 +293,37 @@ class TicketFollowUp(Base):
     answered_by: Mapped[str] = mapped_column(String(80), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class SmsOut(Base):
+    """One SMS to a customer, written before it is sent. `key` is unique: a message is
+    enqueued once whatever the nodes and restarts (the callback, what it says, for which
+    window); `holder`/`lease_until` let another node resend one whose sender died before
+    it could record the SMSC's answer (at least once, as the alerts)."""
+
+    __tablename__ = "sms_outbox"
+    __table_args__ = (
+        UniqueConstraint("key", name="sms_outbox_once"),
+        Index("sms_outbox_by_state", "state", "next_try_at"),
+        Index("sms_outbox_by_about", "about"),
+        Index("sms_outbox_by_message", "message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(120), nullable=False)
+    about: Mapped[str] = mapped_column(String(40), nullable=False)  # callback:12
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # confirm | moved | ...
+    to_number: Mapped[str] = mapped_column(String(20), nullable=False)  # E.164
+    text: Mapped[str] = mapped_column(String(640), nullable=False)
+    # queued -> sending -> sent -> delivered | undeliverable; sending -> queued (retry);
+    # expired (no longer worth sending: its window passed)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_try_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    holder: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    detail: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -190,6 +190,32 @@ HTTP_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{24,512}")
 
 
 @dataclass(frozen=True)
+class SmppSettings:
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = "nohold"
+    password: str = field(default="", repr=False)
+    source: str = "nohold"
+    enquire_every: float = 30.0
+
+
+@dataclass(frozen=True)
+class SmsSettings:
+    """`[sms]`: the one link to the operator's SMSC that nohold's features share (the
+    technicians' alerts, the callers' callback confirmations)."""
+
+    enabled: bool = False
+    smpp: SmppSettings = field(default_factory=SmppSettings)
+
+
+SMPP_PASSWORD_ENV = "NOHOLD_SMPP_PASSWORD"
+# SMPP 3.4 C-Octet strings: system_id 16 and password 9 octets with the final NUL.
+_SYSTEM_ID = re.compile(r"^[!-~]{1,15}$")
+_SMPP_PASSWORD = re.compile(r"^[!-~]{0,8}$")
+_SMS_SOURCE = re.compile(r"^(\+?[0-9]{3,15}|[A-Za-z0-9 ._-]{1,11})$")
+
+
+@dataclass(frozen=True)
 class RouteSettings:
     queue_context: str = "nohold-queues"
     person_context: str = "nohold-people"
@@ -205,6 +231,7 @@ class Settings:
     routes: RouteSettings
     agi: AgiSettings = field(default_factory=AgiSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
     # Each feature's own settings object, by section name.
     sections: Mapping[str, object] = field(default_factory=dict)
     source: str = "built-in defaults"
@@ -487,17 +514,40 @@ def parse_settings(
     t.done()
 
     http = _parse_http(top.table("http"), agi, env or {})
+    sms = _parse_sms(top.table("sms"), env or {})
 
     parsed = {sec.name: sec.parse(top.table(sec.name), env or {}) for sec in sections}
     top.done()
 
     settings = Settings(ari, database, logging_settings, prompts, notice, routes, agi, http,
-                        parsed, source)
+                        sms, parsed, source)
     check_prompt_known(settings, notice.prompt, "notice.prompt")
     for sec in sections:
         if sec.check is not None:
             sec.check(parsed[sec.name], settings)
     return settings
+
+
+def _parse_sms(t: Table, env: Mapping[str, str]) -> SmsSettings:
+    enabled = t.get("enabled", bool, False)
+    s = t.table("smpp")
+    password = env.get(SMPP_PASSWORD_ENV) or s.get("password", str, "")
+    s.used.add("password")
+    if not _SMPP_PASSWORD.match(password):
+        raise ConfigError(f"{s.key('password')} (or ${SMPP_PASSWORD_ENV}): at most 8 "
+                          "printable characters without blanks (SMPP 3.4)")
+    smpp = SmppSettings(
+        host=matching(s, "host", "127.0.0.1", HOST, "a host name or address"),
+        port=s.integer("port", 2775, 1, 65535),
+        system_id=matching(s, "system_id", "nohold", _SYSTEM_ID,
+                           "1-15 printable characters without blanks (SMPP 3.4)"),
+        password=password,
+        source=matching(s, "source", "nohold", _SMS_SOURCE,
+                        "a number (3-15 digits, + allowed) or 1-11 letters and digits"),
+        enquire_every=bounded(s, "enquire_every", 30.0, 1.0, 600.0))
+    s.done()
+    t.done()
+    return SmsSettings(enabled, smpp)
 
 
 def _parse_http(t: Table, agi: AgiSettings, env: Mapping[str, str]) -> HttpSettings:

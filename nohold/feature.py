@@ -29,6 +29,7 @@ from nohold.ami.queues import QueueMonitor
 from nohold.config import Section, Settings
 from nohold.decisions.hours import Calendar
 from nohold.decisions.partner import CallFacts
+from nohold.sms.link import SmsLink
 
 # HTTP sessions nohold holds at Asterisk at most, whatever the load: every ARI
 # client shares one pool of ARI_POOL_SIZE kept-alive REST connections, plus one
@@ -61,6 +62,7 @@ class Signals:
     took the ticket, a restart) costs at most one poll."""
 
     TICKET = "ticket"  # a partner's ticket was created or changed
+    SMS = "sms"  # a message was put in the SMS outbox
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
@@ -113,15 +115,6 @@ class AfterHours(Protocol):
         ...
 
 
-def stop_if_cancelled() -> None:
-    """Python 3.11's wait_for() (in SQLAlchemy's drivers, in our SMS send) can swallow
-    a cancel that races a result; the request stays counted on the task, so a loop that
-    checks it between passes still stops when the service stops it."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
-
-
 @dataclass
 class ServiceContext:
     """What the running service shares with every feature it starts."""
@@ -143,6 +136,9 @@ class ServiceContext:
     # Calls out of hours go to the partner, when the afterhours feature runs (started
     # before the IVR, which asks it).
     after_hours: AfterHours | None = None
+    # The one SMS link, when [sms] enabled: created before the features start (they
+    # register their listeners), bound after.
+    sms: SmsLink | None = None
 
     def ari(self, app: str) -> AriClient:
         a = self.settings.ari

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,14 +29,23 @@ from callbackdb.engine import DatabaseUrlError, make_engine
 from callbackdb.migrate import current_revision, head_revision
 from callbackdb.notice_ledger import NoticeLedger
 from callbackdb.outbox import ProofOutbox
+from callbackdb.sms import SmsOutbox
 from nohold import registry
 from nohold.ami.client import AmiClient, stop_channel_playback
 from nohold.config import Settings
 from nohold.decisions.peers import exposure_warnings
-from nohold.feature import ARI_POOL_SIZE, MAX_STASIS_APPS, CheckFailed, ServiceContext
+from nohold.feature import (
+    ARI_POOL_SIZE,
+    MAX_STASIS_APPS,
+    CheckFailed,
+    ServiceContext,
+    Signals,
+)
 from nohold.http_server import HttpServer
 from nohold.http_server import exposure_warnings as http_exposure_warnings
 from nohold.prompts import PromptError, check_prompts
+from nohold.sms.outbox import Sender
+from nohold.sms.smpp import SmppGateway, target
 
 log = logging.getLogger("nohold.service")
 
@@ -128,6 +139,15 @@ async def serve(
     http = ari_http_pool()
     ledger = NoticeLedger(engine, ProofOutbox(settings.database.outbox_path))
     ctx = ServiceContext(settings, engine, ledger, report.prompt_seconds, http)
+    # The SMS link exists before the features start (they listen to it) and binds after
+    # they have: nothing the SMSC had queued for nohold arrives with nobody to hear it.
+    gateway = SmppGateway(target(settings.sms.smpp)) if settings.sms.enabled else None
+    sender = None
+    if gateway is not None:
+        ctx.sms = gateway
+        signals = ctx.signals
+        sender = Sender(SmsOutbox(engine, f"{socket.gethostname()[:40]}:{os.getpid()}"),
+                        gateway, wait=lambda seconds: signals.wait(Signals.SMS, seconds))
     runtimes: list[StasisRuntime] = []
     agi_routes: dict[str, AgiRoute] = {}
     http_routes: list[web.RouteDef] = []
@@ -150,6 +170,8 @@ async def serve(
     api = HttpServer(http_routes, settings.http.token) if settings.http.enabled else None
 
     async def close_shared() -> None:
+        if gateway is not None:
+            await gateway.close()
         for rt in runtimes:
             await rt.ari.close()
         await http.close()
@@ -189,6 +211,9 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     runners = {asyncio.create_task(rt.run(), name=f"stasis-{rt.app}") for rt in runtimes}
     tasks = {asyncio.create_task(make()) for make in background}
+    if gateway is not None and sender is not None:
+        await gateway.start()
+        tasks.add(asyncio.create_task(sender.run(), name="sms-outbox"))
     # Proofs a locked or down database could not take, from this run or one killed
     # before: replayed now, then retried while any wait.
     tasks.add(asyncio.create_task(ledger.replay_forever(OUTBOX_REPLAY_SECONDS)))

@@ -22,8 +22,9 @@ from ari_apps.callbacks.booking import NotBooked, Request, callback_calendar, sc
 from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackStore
 from callbackdb.followups import NOT_SCHEDULED, SCHEDULED, UNREACHABLE, FollowUpStore, Resolved
+from nohold.aio import stop_if_cancelled
 from nohold.decisions.hours import NoOpening
-from nohold.feature import Calendars, stop_if_cancelled
+from nohold.feature import Calendars
 
 log = logging.getLogger("nohold.callbacks.followup")
 

@@ -23,8 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from callbackdb import alerts as rows
 from callbackdb.alerts import AlertRecord, AlertStore, NewTicket, RunRecord
 from callbackdb.tickets import NoSuchTicket, TicketRecord, TicketStore
+from nohold.aio import stop_if_cancelled
 from nohold.alerts.settings import AlertSettings, Person
-from nohold.alerts.smpp import Inbound, SmsFailed
 from nohold.decisions.alerts import (
     Delivery,
     alerts_for,
@@ -35,7 +35,8 @@ from nohold.decisions.alerts import (
 )
 from nohold.decisions.escalation import Step, Via, plan, unanswered_since
 from nohold.decisions.numbers import NumberPolicy, NumberRefused
-from nohold.feature import Calendars, Signals, stop_if_cancelled
+from nohold.feature import Calendars, Signals
+from nohold.sms.link import Inbound, SmsFailed
 
 log = logging.getLogger("nohold.alerts")
 

@@ -11,21 +11,17 @@ from callbackdb.tickets import TicketStore
 from nohold.alerts.commands import COMMANDS
 from nohold.alerts.escalator import Escalator
 from nohold.alerts.settings import SECTION, AlertSettings
-from nohold.alerts.smpp import Inbound, SmppGateway, SmppTarget, SmsFailed, check_bind
 from nohold.alerts.voice import VoiceAlerts
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
+from nohold.sms.link import SmsFailed
+from nohold.sms.smpp import check_bind, target
 
 log = logging.getLogger("nohold.alerts")
 
 
 def enabled(settings: Settings) -> bool:
     return settings.section(AlertSettings).enabled
-
-
-def target(alerts: AlertSettings) -> SmppTarget:
-    s = alerts.smpp
-    return SmppTarget(s.host, s.port, s.system_id, s.password, s.source, s.enquire_every)
 
 
 def start(ctx: ServiceContext) -> Contribution:
@@ -37,22 +33,21 @@ def start(ctx: ServiceContext) -> Contribution:
         voice = VoiceAlerts(alerts, ctx.settings.prompts, tickets)
         out.stasis.append((ctx.ari(alerts.app), voice))
 
+    sms = ctx.sms
+    if sms is None:  # the config check makes [sms] a condition of [alerts]
+        raise RuntimeError("alerts started without the SMS link ([sms] enabled)")
+
+    escalator = Escalator(alerts, AlertStore(ctx.engine), tickets, sms,
+                          ctx.calendars, voice, signals=ctx.signals)
+    # Before the link binds (the service starts it after every feature): a reply the
+    # SMSC had queued is heard, not lost.
+    sms.listen(escalator.on_inbound)
+
     async def run() -> None:
-        escalator: Escalator | None = None
-
-        async def inbound(msg: Inbound) -> None:
-            assert escalator is not None
-            await escalator.on_inbound(msg)
-
-        gateway = SmppGateway(target(alerts), inbound)
-        escalator = Escalator(alerts, AlertStore(ctx.engine), tickets, gateway,
-                              ctx.calendars, voice, signals=ctx.signals)
-        await gateway.start()
         try:
             await escalator.run()
         finally:
             await escalator.close()
-            await gateway.close()
 
     out.tasks.append(run)
     return out
@@ -61,13 +56,13 @@ def start(ctx: ServiceContext) -> Contribution:
 async def check_alerts(settings: Settings) -> str:
     alerts = settings.section(AlertSettings)
     try:
-        bound = await check_bind(target(alerts))
+        bound = await check_bind(target(settings.sms.smpp))
     except SmsFailed as exc:
         # Not a reason to refuse to start: the IVR must not depend on the SMSC, and
         # alerts wait in the database until it answers. Said loudly all the same.
         log.warning("alerts_smsc_unavailable error=%r", str(exc))
         bound = (f"WARNING: {exc}; alerts wait in the database until it answers "
-                 "(check [alerts.smpp] and the SMSC's account)")
+                 "(check [sms.smpp] and the SMSC's account)")
     on_duty = alerts.rota.on_duty(datetime.now(UTC))
     return (f"alerts: {'ok' if bound.startswith('SMSC') else 'degraded'} ({bound}; "
             f"{len(alerts.people)} people; on duty now: "

@@ -18,14 +18,6 @@
     app = "nohold-alerts"           # the Stasis application of the calls
     fallback = ["jan"]              # alerted when no shift or cover says who
 
-    [alerts.smpp]                   # the operator's SMSC (SMPP 3.4, one transceiver bind)
-    host = "smsc.example.net"
-    port = 2775
-    system_id = "nohold"            # at most 15 characters
-    password = ""                   # at most 8; $NOHOLD_SMPP_PASSWORD wins
-    source = "nohold"               # the sender shown: a number, or up to 11 letters
-    enquire_every = 30              # seconds between keep-alives
-
     [alerts.people.jan]             # a name: a-z, 0-9, _ -
     mobile = "+48601000001"
     email = "jan@example.net"       # optional
@@ -56,7 +48,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from nohold.config import (
     DIALPLAN_NAME,
-    HOST,
     ConfigError,
     Section,
     Settings,
@@ -79,12 +70,7 @@ from nohold.decisions.numbers import DIAL_FORMATS, NumberPolicy, NumberRefused
 from nohold.decisions.rota import Cover, Rota, Shift, overlapping_shifts
 
 NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
-SMPP_PASSWORD_ENV = "NOHOLD_SMPP_PASSWORD"
-# SMPP 3.4 C-Octet strings: system_id 16 and password 9 octets with the final NUL.
-_SYSTEM_ID = re.compile(r"^[!-~]{1,15}$")
-_SMPP_PASSWORD = re.compile(r"^[!-~]{0,8}$")
 _CALLER_ID = re.compile(r"^(\+?[0-9]{3,15})?$")
-_SOURCE = re.compile(r"^(\+?[0-9]{3,15}|[A-Za-z0-9 ._-]{1,11})$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[A-Za-z]{2,}$")
 
 
@@ -93,16 +79,6 @@ class Person:
     name: str
     mobile: str  # E.164
     email: str = ""
-
-
-@dataclass(frozen=True)
-class SmppSettings:
-    host: str = "127.0.0.1"
-    port: int = 2775
-    system_id: str = "nohold"
-    password: str = ""
-    source: str = "nohold"
-    enquire_every: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -122,7 +98,6 @@ class AlertSettings:
     default_region: str = "PL"
     people: Mapping[str, Person] = field(default_factory=dict)
     rota: Rota = field(default_factory=Rota)
-    smpp: SmppSettings = field(default_factory=SmppSettings)
 
     def dial_digits(self, person: Person) -> str:
         """The person's mobile as `dial` wants it (`dial_format`)."""
@@ -189,27 +164,7 @@ def parse_alerts(t: Table, env: Mapping[str, str]) -> AlertSettings:
         app=matching(t, "app", "nohold-alerts", DIALPLAN_NAME,
                      "an ARI application name (letters, digits, _ + . @ -)"),
         default_region=region, people=people,
-        rota=Rota(shifts, covers, order(t, "fallback"), tz),
-        smpp=_smpp(t.table("smpp"), env))
-    t.done()
-    return settings
-
-
-def _smpp(t: Table, env: Mapping[str, str]) -> SmppSettings:
-    password = env.get(SMPP_PASSWORD_ENV) or t.get("password", str, "")
-    t.used.add("password")
-    if not _SMPP_PASSWORD.match(password):
-        raise ConfigError(f"{t.key('password')} (or ${SMPP_PASSWORD_ENV}): at most 8 "
-                          "printable characters without blanks (SMPP 3.4)")
-    settings = SmppSettings(
-        host=matching(t, "host", "127.0.0.1", HOST, "a host name or address"),
-        port=t.integer("port", 2775, 1, 65535),
-        system_id=matching(t, "system_id", "nohold", _SYSTEM_ID,
-                           "1-15 printable characters without blanks (SMPP 3.4)"),
-        password=password,
-        source=matching(t, "source", "nohold", _SOURCE,
-                        "a number (3-15 digits, + allowed) or 1-11 letters and digits"),
-        enquire_every=bounded(t, "enquire_every", 30.0, 1.0, 600.0))
+        rota=Rota(shifts, covers, order(t, "fallback"), tz))
     t.done()
     return settings
 
@@ -282,6 +237,9 @@ def check_alerts(a: AlertSettings, s: Settings) -> None:
     if a.enabled and a.call and a.app == s.ari.app:
         raise ConfigError(f"alerts.app = {a.app!r}: that is the IVR's application "
                           "(ari.app); name another")
+    if a.enabled and not s.sms.enabled:
+        raise ConfigError("alerts.enabled = true needs [sms] enabled = true (and "
+                          "[sms.smpp]): the technicians are alerted by SMS first")
     if a.enabled and not a.people:
         raise ConfigError("alerts.enabled = true needs [alerts.people.<name>] with a mobile")
     if a.enabled and not (a.rota.shifts or a.rota.covers or a.rota.fallback):

@@ -47,11 +47,11 @@ def overrides(smsc: Smsc, port: int, **alerts: Any) -> dict[str, Any]:
         "tickets": {"enabled": True, "secret": SECRET},
         "alerts": {"enabled": True, "tickets": "all", "ack_within": 4, "rounds": 1,
                    "people": {"jan": {"mobile": "+" + JAN}, "ewa": {"mobile": "+" + EWA}},
-                   "fallback": ["ewa", "jan"],
-                   "smpp": {"host": "127.0.0.1", "port": smsc.port,
-                            "system_id": smsc.system_id, "password": smsc.password,
-                            "source": "nohold", "enquire_every": 5},
-                   **alerts},
+                   "fallback": ["ewa", "jan"], **alerts},
+        "sms": {"enabled": True,
+                "smpp": {"host": "127.0.0.1", "port": smsc.port,
+                         "system_id": smsc.system_id, "password": smsc.password,
+                         "source": "nohold", "enquire_every": 5}},
     }
 
 

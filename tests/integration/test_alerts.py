@@ -22,12 +22,12 @@ from callbackdb.engine import make_engine
 from callbackdb.migrate import upgrade_async
 from callbackdb.tickets import TicketStore
 from nohold.alerts.escalator import LEASE, Escalator
-from nohold.alerts.feature import target
 from nohold.alerts.settings import AlertSettings
-from nohold.alerts.smpp import Inbound, SmppGateway
 from nohold.decisions.escalation import Step, Via
 from nohold.decisions.tickets import Category, Report, State, Urgency
 from nohold.registry import parse_settings
+from nohold.sms.link import Inbound
+from nohold.sms.smpp import SmppGateway, target
 from tests.support.smsc import Smsc
 
 T0 = datetime(2026, 12, 5, 21, 0, tzinfo=UTC)
@@ -72,11 +72,15 @@ def settings(smsc: Smsc, **extra: object) -> AlertSettings:
     raw = {"enabled": True, "ack_within": ACK.total_seconds(), "rounds": 2,
            "tickets": "all",
            "people": {"jan": {"mobile": "+" + JAN}, "ewa": {"mobile": "+" + EWA}},
-           "fallback": ["ewa", "jan"],
-           "smpp": {"host": "127.0.0.1", "port": smsc.port, "system_id": smsc.system_id,
-                    "password": smsc.password, "source": "nohold"}}
+           "fallback": ["ewa", "jan"]}
     raw.update(extra)
-    return parse_settings({"alerts": raw}).section(AlertSettings)
+    return parse_settings({"alerts": raw, "sms": sms_config(smsc)}).section(AlertSettings)
+
+
+def sms_config(smsc: Smsc) -> dict[str, object]:
+    return {"enabled": True,
+            "smpp": {"host": "127.0.0.1", "port": smsc.port, "system_id": smsc.system_id,
+                     "password": smsc.password, "source": "nohold"}}
 
 
 @pytest.fixture
@@ -90,7 +94,8 @@ async def bed(db_url: str) -> AsyncIterator[Bed]:
             await holder[0].on_inbound(msg)
 
         s = settings(smsc)
-        gateway = SmppGateway(target(s), inbound)
+        gateway = SmppGateway(target(parse_settings({'sms': sms_config(smsc)}).sms.smpp),
+                              inbound)
         b = Bed(smsc, TicketStore(engine), AlertStore(engine), None, gateway)  # type: ignore[arg-type]
         b.escalator = Escalator(s, b.alerts, b.tickets, gateway, clock=lambda: b.now,
                                 node="node-a")

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from nohold.alerts.settings import SMPP_PASSWORD_ENV, AlertSettings
-from nohold.config import ConfigError, load_settings
+from nohold.alerts.settings import AlertSettings
+from nohold.config import SMPP_PASSWORD_ENV, ConfigError, load_settings
 from nohold.decisions.alerts import (
     MAX_SMS,
     Delivery,
@@ -99,8 +99,11 @@ PEOPLE = {"people": {"jan": {"mobile": "+48 601 000 001"}, "ewa": {"mobile": "60
           "fallback": ["jan"]}
 
 
+SMS_ON = {"enabled": True}
+
+
 def alerts(raw: dict) -> AlertSettings:
-    return parse_settings({"alerts": raw}).section(AlertSettings)
+    return parse_settings({"alerts": raw, "sms": SMS_ON}).section(AlertSettings)
 
 
 def test_defaults_are_off_sms_only_and_urgent_or_closed():
@@ -110,18 +113,38 @@ def test_defaults_are_off_sms_only_and_urgent_or_closed():
 
 
 def test_people_are_stored_in_e164_and_found_by_number():
-    a = alerts({**PEOPLE, "enabled": True, "smpp": {"password": "pw"}})
+    a = alerts({**PEOPLE, "enabled": True})
     assert a.people["ewa"].mobile == "+48601000002"
     assert a.person_by_number("+48601000001").name == "jan"  # type: ignore[union-attr]
     assert a.person_by_number("+48601000009") is None
-    assert a.smpp.password == "pw" and a.rota.on_duty(T0) == ("jan",)
+    assert a.rota.on_duty(T0) == ("jan",)
 
 
 def test_the_smpp_password_from_the_environment_wins(tmp_path):
     path = tmp_path / "nohold.toml"
-    path.write_text('[alerts.smpp]\npassword = "infile"\n')
-    a = load_settings(path, {SMPP_PASSWORD_ENV: "fromenv"}, sections()).section(AlertSettings)
-    assert a.smpp.password == "fromenv"
+    path.write_text('[sms.smpp]\npassword = "infile"\n')
+    assert load_settings(path, {}, sections()).sms.smpp.password == "infile"
+    s = load_settings(path, {SMPP_PASSWORD_ENV: "fromenv"}, sections())
+    assert s.sms.smpp.password == "fromenv" and "fromenv" not in repr(s.sms)
+
+
+def test_alerts_need_the_sms_link():
+    with pytest.raises(ConfigError, match=r"needs \[sms\] enabled = true"):
+        parse_settings({"alerts": {**PEOPLE, "enabled": True}})
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"smpp": {"password": "much-too-long"}}, "at most 8"),
+    ({"smpp": {"system_id": "a" * 16}}, "sms.smpp.system_id"),
+    ({"smpp": {"source": "NoholdAlerts1"}}, "sms.smpp.source"),
+    ({"smpp": {"port": 0}}, "sms.smpp.port"),
+    ({"smpp": {"hots": "x"}}, "unknown key sms.smpp.hots"),
+    ({"enabled": "yes"}, "sms.enabled"),
+])
+def test_bad_sms_config_is_refused_naming_the_key(raw, words):
+    with pytest.raises(ConfigError) as err:
+        parse_settings({"sms": raw})
+    assert words in str(err.value), str(err.value)
 
 
 @pytest.mark.parametrize("raw, words", [
@@ -140,11 +163,7 @@ def test_the_smpp_password_from_the_environment_wins(tmp_path):
     ({"rounds": 2.5}, "alerts.rounds = 2.5: expected an integer"),
     ({"ack_within": 0}, "alerts.ack_within"),
     ({"timezone": "Mars/Olympus"}, "not a time zone"),
-    ({"smpp": {"password": "much-too-long"}}, "at most 8"),
-    ({"smpp": {"system_id": "a" * 16}}, "alerts.smpp.system_id"),
-    ({"smpp": {"source": "NoholdAlerts1"}}, "alerts.smpp.source"),
-    ({"smpp": {"port": 0}}, "alerts.smpp.port"),
-    ({"smpp": {"hots": "x"}}, "unknown key alerts.smpp.hots"),
+    ({"smpp": {"host": "x"}}, "unknown key alerts.smpp"),
     ({"enabled": True}, "needs [alerts.people"),
     ({"enabled": True, "people": PEOPLE["people"]}, "someone must be on duty"),
     ({**PEOPLE, "enabled": True, "call": True, "app": "nohold-ivr"}, "the IVR's application"),
@@ -155,7 +174,7 @@ def test_the_smpp_password_from_the_environment_wins(tmp_path):
 ])
 def test_bad_alert_config_is_refused_naming_the_key(raw, words):
     with pytest.raises(ConfigError) as err:
-        parse_settings({"alerts": raw})
+        parse_settings({"alerts": raw, "sms": SMS_ON})
     assert words in str(err.value), str(err.value)
 
 
@@ -165,17 +184,23 @@ def test_the_example_files_alerts_block_is_valid_once_uncommented():
     from pathlib import Path
 
     text = (Path(__file__).parents[2] / "config" / "nohold.example.toml").read_text()
-    block = text.split("\n# [alerts]\n", 1)[1]
+    block = text.split("\n# [alerts]\n", 1)[1].split("\n# [sms]\n", 1)[0]
     lines = []
     for line in block.splitlines():
         m = re.match(r"^# (\[\[?alerts[\w.]*\]\]?|\w+ = .*)", line)
         if m and not m.group(1).startswith("password"):
             lines.append(m.group(1))
     raw = tomllib.loads("[alerts]\n" + "\n".join(lines))
-    a = parse_settings(raw).section(AlertSettings)
+    sms_block = text.split("\n# [sms]\n", 1)[1]
+    sms_lines = [m.group(1) for line in sms_block.splitlines()
+                 if (m := re.match(r"^# (\[sms[\w.]*\]|\w+ = .*)", line))
+                 and not m.group(1).startswith("password")]
+    raw.update(tomllib.loads("[sms]\n" + "\n".join(sms_lines)))
+    s = parse_settings(raw)
+    a = s.section(AlertSettings)
     assert (a.enabled, a.people["jan"].mobile, a.rota.fallback, len(a.rota.shifts),
-            len(a.rota.covers), a.smpp.host) == (
-        True, "+48601000001", ("jan",), 1, 1, "smsc.example.net")
+            len(a.rota.covers), s.sms.enabled, s.sms.smpp.host) == (
+        True, "+48601000001", ("jan",), 1, 1, True, "smsc.example.net")
 
 
 def test_the_voice_call_reads_numbers_digit_by_digit():

@@ -41,7 +41,7 @@ async def test_a_cancel_racing_a_nudge_is_never_swallowed():
 
 
 async def test_a_loop_stops_on_a_cancel_a_driver_swallowed():
-    from nohold.feature import stop_if_cancelled
+    from nohold.aio import stop_if_cancelled
 
     async def loop() -> None:
         while True:

@@ -21,9 +21,7 @@ import os
 import select
 import socket
 import threading
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
 import smpplib.client
 import smpplib.consts as c
@@ -31,26 +29,15 @@ import smpplib.exceptions
 import smpplib.gsm
 import smpplib.smpp
 
-from nohold.decisions.alerts import Receipt, parse_receipt
+from nohold.config import SmppSettings
+from nohold.decisions.alerts import parse_receipt
+from nohold.sms.link import Inbound, Listener, SmsFailed
 
-log = logging.getLogger("nohold.alerts.smpp")
+log = logging.getLogger("nohold.sms.smpp")
 
 SUBMIT_TIMEOUT = 15.0  # seconds for the SMSC to answer a submit_sm
 INBOUND_TIMEOUT = 10.0  # seconds for the loop to store a deliver_sm before a temporary error
 _DOWN = (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError)
-
-
-class SmsFailed(Exception):
-    """The message was not taken by the SMSC (down, refused, throttled, no answer)."""
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """What the SMSC delivered: a delivery report (`receipt`) or a person's SMS."""
-
-    sender: str  # as the SMSC wrote it: digits, perhaps with a leading +
-    text: str
-    receipt: Receipt | None
 
 
 @dataclass(frozen=True)
@@ -61,6 +48,10 @@ class SmppTarget:
     password: str
     source: str  # the sender shown on the phone: a number or up to 11 letters
     enquire_every: float = 30.0
+
+
+def target(s: SmppSettings) -> SmppTarget:
+    return SmppTarget(s.host, s.port, s.system_id, s.password, s.source, s.enquire_every)
 
 
 @dataclass
@@ -89,10 +80,9 @@ def _text(value: object) -> str:
 
 
 class SmppGateway:
-    def __init__(self, target: SmppTarget,
-                 on_inbound: Callable[[Inbound], Coroutine[Any, Any, None]]) -> None:
+    def __init__(self, target: SmppTarget, on_inbound: Listener | None = None) -> None:
         self._target = target
-        self._on_inbound = on_inbound
+        self._listeners: list[Listener] = [on_inbound] if on_inbound is not None else []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -105,6 +95,15 @@ class SmppGateway:
     @property
     def bound(self) -> bool:
         return self._bound.is_set()
+
+    def listen(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    async def _dispatch(self, inbound: Inbound) -> None:
+        if not self._listeners:  # nobody to store it: the SMSC delivers it again later
+            raise SmsFailed("no listener yet")
+        for listener in self._listeners:
+            await listener(inbound)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -229,7 +228,7 @@ class SmppGateway:
                           parse_receipt(text) if is_receipt else None)
         assert self._loop is not None
         done: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(
-            self._on_inbound(inbound), self._loop)
+            self._dispatch(inbound), self._loop)
         try:
             done.result(INBOUND_TIMEOUT)
         except (concurrent.futures.TimeoutError, Exception) as exc:  # noqa: BLE001

@@ -1,0 +1,98 @@
+"""Sends what the features put in the SMS outbox (callbackdb/sms.py), on every node.
+
+Each pass claims the messages due (a lease per message), hands each to the link, and
+records the SMSC's answer: its message id, or a retry after a growing pause (the
+alerts' own: 5 s doubling to 5 min) while the SMSC is down or refuses. A message
+whose `expires_at` has passed (a confirmation of a window already over) is not sent.
+Delivery reports come back through the link and land on the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from callbackdb import sms as rows
+from callbackdb.sms import SmsOutbox, SmsRecord
+from nohold.aio import stop_if_cancelled
+from nohold.decisions.alerts import Delivery, retry_after
+from nohold.sms.link import Inbound, SmsFailed, SmsLink
+
+log = logging.getLogger("nohold.sms")
+
+TICK = 1.0  # seconds between passes when nobody nudges
+LEASE = timedelta(seconds=60)  # longer than the link's own wait for the SMSC's answer
+
+
+Wait = Callable[[float], Awaitable[bool]]
+
+
+async def _sleep(seconds: float) -> bool:
+    await asyncio.sleep(seconds)
+    return False
+
+
+class Sender:
+    """`wait(seconds)` returns early when a feature enqueued something (the service's
+    signals): a confirmation leaves within a pass, not a tick later."""
+
+    def __init__(self, outbox: SmsOutbox, link: SmsLink, wait: Wait = _sleep,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._outbox = outbox
+        self._link = link
+        self._wait = wait
+        self._now = clock
+        link.listen(self.on_inbound)
+
+    async def run(self) -> None:
+        while True:
+            stop_if_cancelled()
+            try:
+                await self.pass_once()
+            except (SQLAlchemyError, OSError) as exc:
+                log.warning("sms_outbox_unavailable error=%r", str(exc))
+            await self._wait(TICK)
+
+    async def pass_once(self) -> int:
+        """Sends every message due now; how many were claimed."""
+        claimed = await self._outbox.claim(self._now(), LEASE)
+        for record in claimed:
+            await self._send(record)
+        return len(claimed)
+
+    async def _send(self, record: SmsRecord) -> None:
+        now = self._now()
+        if now >= record.expires_at:
+            await self._outbox.expire(record, "not sent before it expired", now)
+            log.warning("sms_expired id=%s about=%s kind=%s attempts=%d", record.id,
+                        record.about, record.kind, record.attempts - 1)
+            return
+        try:
+            message_id = await self._link.send(record.to_number, record.text)
+        except SmsFailed as exc:
+            at = self._now() + retry_after(record.attempts)
+            await self._outbox.retry(record, at, str(exc), self._now())
+            log.warning("sms_retry id=%s about=%s kind=%s attempt=%d error=%r retry_at=%s",
+                        record.id, record.about, record.kind, record.attempts, str(exc),
+                        at.isoformat(timespec="seconds"))
+            return
+        await self._outbox.sent(record, message_id, self._now())
+        log.info("sms_sent id=%s about=%s kind=%s to=%s message_id=%s", record.id,
+                 record.about, record.kind, record.to_number, message_id)
+
+    async def on_inbound(self, msg: Inbound) -> None:
+        if msg.receipt is None:
+            return
+        state = {Delivery.DELIVERED: rows.DELIVERED,
+                 Delivery.UNDELIVERABLE: rows.UNDELIVERABLE}.get(msg.receipt.delivery)
+        if state is None:
+            return
+        record = await self._outbox.delivery(msg.receipt.message_id, state,
+                                             msg.receipt.stat, self._now())
+        if record is not None:
+            log.info("sms_report id=%s about=%s stat=%s", record.id, record.about,
+                     msg.receipt.stat)
