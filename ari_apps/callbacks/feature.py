@@ -10,11 +10,13 @@ from ari_apps.callbacks.check import check_callbacks_setup
 from ari_apps.callbacks.commands import COMMANDS
 from ari_apps.callbacks.dialer import Dialer
 from ari_apps.callbacks.followup import FollowUps
+from ari_apps.callbacks.notices import SmsNotices
 from ari_apps.callbacks.offer import OfferFlow
 from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.callbacks.settings import SECTION, CallbackSettings
 from callbackdb.callbacks import CallbackStore
 from callbackdb.followups import FollowUpStore
+from callbackdb.sms import SmsOutbox
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
 
@@ -32,6 +34,9 @@ def start(ctx: ServiceContext) -> Contribution:
     tasks = [dialer.run]
     if cb.followup.enabled:
         tasks.append(FollowUps(cb, store, FollowUpStore(ctx.engine), ctx.calendars).run)
+    if cb.sms.enabled and ctx.sms is not None:
+        tasks.append(SmsNotices(cb, store, SmsOutbox(ctx.engine), ctx.calendars,
+                                ctx.signals).run)
     return Contribution(stasis=[(ctx.ari(cb.app), app)], tasks=tasks,
                         http_routes=api.routes(store, cb, ctx.calendars))
 

@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from nohold.ami.settings import AmiSettings
 from nohold.config import (
@@ -25,6 +26,13 @@ from nohold.config import (
     digits_range,
     matching,
     text,
+)
+from nohold.decisions.callback_sms import (
+    DEFAULT_CONFIRM,
+    DEFAULT_MOVED,
+    DEFAULT_REMINDER,
+    Texts,
+    template_problem,
 )
 from nohold.decisions.callbacks import AttemptPolicy
 from nohold.decisions.dial_target import OUTBOUND, Outbound
@@ -61,6 +69,17 @@ class FollowUpSettings:
     after_working_days: int = 2
     window: Window = Window(10 * 60, 12 * 60)
     queue: str = ""  # "" = the first of callbacks.queues
+
+
+@dataclass(frozen=True)
+class SmsNotices:
+    """`[callbacks.sms]`: when `[sms]` is enabled, a caller who took a callback gets an
+    SMS with the number that will call and the window, another if the window moves,
+    and a reminder `reminder_before` seconds ahead of a time agreed with them."""
+
+    enabled: bool = True
+    reminder_before: float = 900.0  # 0: no reminders
+    texts: Texts = Texts()
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,7 @@ class CallbackSettings:
     slots_days: int = 7
     slot_lead: float = 900.0
     followup: FollowUpSettings = field(default_factory=lambda: FollowUpSettings())
+    sms: SmsNotices = field(default_factory=lambda: SmsNotices())
     offer_prompt: str = "callback_offer"
     number_is_prompt: str = "callback_number_is"
     confirm_prompt: str = "callback_confirm"
@@ -190,6 +210,7 @@ def parse_callbacks(t: Table, env: Mapping[str, str]) -> CallbackSettings:
         slots_days=t.integer("slots_days", 7, 0, 30),
         slot_lead=bounded(t, "slot_lead", 900.0, 0.0, 86400.0),
         followup=_followup(t.table("followup")),
+        sms=_sms(t.table("sms")),
         **{name: t.get(name, str, getattr(CallbackSettings, name)) for name in PROMPTS},
     )
     if "offer_prompt" not in t.data and settings.slots:
@@ -212,6 +233,30 @@ def _followup(t: Table) -> FollowUpSettings:
         queue=t.get("queue", str, ""))
     t.done()
     return settings
+
+
+def _sms(t: Table) -> SmsNotices:
+    def template(name: str, default: str) -> str:
+        value = t.get(name, str, default)
+        problem = template_problem(value)
+        if problem:
+            raise ConfigError(f"{t.key(name)} = {value!r}: {problem}")
+        return value
+
+    date_format = t.get("date_format", str, Texts.date_format)
+    sample = datetime(2026, 12, 24, 9, 5).strftime(date_format)
+    if not date_format.strip() or "%" not in date_format or len(sample) > 40:
+        raise ConfigError(f"{t.key('date_format')} = {date_format!r}: a strftime pattern "
+                          "such as \"%d.%m.%Y\" (at most 40 characters once written)")
+    notices = SmsNotices(
+        enabled=t.get("enabled", bool, True),
+        reminder_before=bounded(t, "reminder_before", 900.0, 0.0, 86400.0),
+        texts=Texts(confirm=template("confirm", DEFAULT_CONFIRM),
+                    moved=template("moved", DEFAULT_MOVED),
+                    reminder=template("reminder", DEFAULT_REMINDER),
+                    date_format=date_format))
+    t.done()
+    return notices
 
 
 def _slots(t: Table) -> tuple[SlotRule, ...]:
