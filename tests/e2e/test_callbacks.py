@@ -31,6 +31,7 @@ from nohold.sandbox import Sandbox
 from tests.e2e.callback_bed import (
     ANSWERS,
     BUSY,
+    CALLBACKS,
     MACHINE,
     NO_ANSWER,
     PLACEHOLDER,
@@ -50,6 +51,7 @@ from tests.e2e.callback_bed import (
 )
 from tests.support.asterisk_events import Ev, ami, ari
 from tests.support.nohold_process import run_cli
+from tests.support.smsc import Smsc
 
 pytestmark = pytest.mark.e2e
 
@@ -652,3 +654,39 @@ async def test_an_agent_books_over_the_http_api_during_a_call_and_is_rung_first_
         assert status == 200 and shown["state"] == "completed", shown
         assert [(a["outcome"], a["agent"]) for a in shown["attempt_rows"]] == [
             ("talked", "Agent B")], shown
+
+
+# -- issue 10 §5: the caller's SMS ------------------------------------------------------
+async def test_a_caller_who_takes_a_callback_by_phone_gets_one_sms_with_the_number_and_window(
+        cb_box: Sandbox, tmp_path: Path) -> None:
+    async with Smsc.start() as smsc, open_bed(cb_box, tmp_path, sections={
+            "sms": {"enabled": True, "smpp": {
+                "host": "127.0.0.1", "port": smsc.port, "system_id": smsc.system_id,
+                "password": smsc.password, "source": "ISP", "enquire_every": 5}}},
+            callbacks={"sms": {"confirm": "{number}|{date}|{from}|{to}",
+                               "date_format": "%Y-%m-%d %z"}}) as bed:
+        caller, join = await bed.call("601000001")
+        await bed.take_offer(caller, join)
+        await caller.wait_for_playback("/callback_confirm", timeout=20)
+        await caller.press("1")
+        await caller.wait_for_playback("/callback_promise", timeout=10)
+        submit = await smsc.next_event("submit", timeout=15)
+        await caller.wait_hungup(timeout=20)
+        [row] = await bed.rows()
+        number, day, start, end = submit["text"].split("|")
+        assert (submit["to"], submit["from"], number) == (
+            "48601000001", "ISP", CALLBACKS["caller_id"]), submit
+        # The window said is the one promised, in the callback calendar's wall clock.
+        when = datetime.strptime(f"{day} {start}", "%Y-%m-%d %z %H:%M")
+        assert row.promised_earliest is not None and row.promised_latest is not None
+        assert abs((when - row.promised_earliest).total_seconds()) < 60, (when, row)
+        assert end == row.promised_latest.astimezone(when.tzinfo).strftime("%H:%M"), (end, row)
+        # Asked again (already promised): still that one SMS.
+        again, join2 = await bed.call("601000001")
+        await bed.take_offer(again, join2)
+        await again.wait_for_playback("/callback_confirm", timeout=20)
+        await again.press("1")
+        await again.wait_for_playback("/callback_already", timeout=15)
+        await again.wait_hungup(timeout=20)
+        # The notices pass every 2 s; the second call lasted several of them.
+        assert len(smsc.of("submit")) == 1, smsc.of("submit")

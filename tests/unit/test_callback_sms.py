@@ -108,3 +108,17 @@ def test_the_section_defaults_and_a_bad_value_names_the_key():
         parse_settings({"callbacks": {"sms": {"moved": "x {when}"}}})
     with pytest.raises(ConfigError, match=r"callbacks\.sms\.date_format"):
         parse_settings({"callbacks": {"sms": {"date_format": "today"}}})
+
+
+def test_the_example_files_callbacks_sms_block_is_valid_once_uncommented():
+    import re
+    import tomllib
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "config" / "nohold.example.toml").read_text()
+    block = text.split("\n# [callbacks.sms]\n", 1)[1]
+    lines = [m.group(1) for line in block.splitlines()
+             if (m := re.match(r"^# (\w+ = .*)", line))]
+    sms = parse_settings(tomllib.loads("[callbacks.sms]\n" + "\n".join(lines))
+                         ).section(CallbackSettings).sms
+    assert (sms.enabled, sms.reminder_before, sms.texts.date_format) == (True, 900.0, "%d.%m.%Y")
