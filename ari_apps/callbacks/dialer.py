@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from ari_apps.agent_first import CustomerLeg, dial_into_bridge, until_one_leaves
 from ari_apps.ari_client import AriError, AriNotFound
 from ari_apps.bridge import Bridge
+from ari_apps.callbacks.notes import NoteVoice
 from ari_apps.callbacks.offer import LEG_END_CONTEXT, LEG_FAMILY, PLACEHOLDER_CONTEXT
 from ari_apps.callbacks.parts import CallbackParts
 from ari_apps.channel import CallerHungUp, Channel
@@ -95,6 +96,7 @@ class Dialer:
         self.wake = asyncio.Event()
         self.note_kept_warned = False
         self.calendar_problem_logged = False
+        self.notes = NoteVoice(parts.settings.prompts, parts.store)
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -116,6 +118,7 @@ class Dialer:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.notes.close()
 
     async def _wait_connected(self) -> None:
         assert self.rt is not None, "the Stasis runtime binds the dialler before it runs"
@@ -123,6 +126,7 @@ class Dialer:
 
     async def cycle(self) -> None:
         now = self.clock()
+        self.notes.prepare(utc_at(now))
         await self.move_for_closure(now)
         for record in await self.store.expire_waiting(utc_at(now)):
             log.info("callback_expired callback=%s call=%s reason=expire_after", record.id,
@@ -377,6 +381,11 @@ class Dialer:
         else:
             waited = max(1, round((now - record.arrived_at.timestamp()) / 60))
             said = (self.media(self.cb.whisper_prompt), f"number:{waited}", "sound:minutes")
+        note = self.notes.ready(record)
+        if note is not None:
+            # What the booking left for the agent (a follow-up: the ticket and its fix),
+            # after who the call is for; rendered ahead, so the ring tone is not delayed.
+            said += (self.media(note),)
         try:
             for media in said:
                 await agent.play(media, interruptible=False)

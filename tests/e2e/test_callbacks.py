@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from ari_apps.callbacks.notes import note_name
 from callbackdb.callbacks import CallbackRecord
 from nohold.sandbox import Sandbox
 from tests.e2e.callback_bed import (
@@ -48,6 +49,7 @@ from tests.e2e.callback_bed import (
     prompt_started,
     running_cb_box,
     short_call,
+    wait_until,
 )
 from tests.support.asterisk_events import Ev, ami, ari
 from tests.support.nohold_process import run_cli
@@ -459,6 +461,36 @@ async def test_a_booked_callback_is_dialled_agent_first_at_the_agreed_time_never
         assert [(a.attempt, a.outcome) for a in await bed.attempts(row.id)] == [
             (1, "talked")], done
         assert bed.rec.count(customer_leg(number)) == 1
+
+
+async def test_the_agent_hears_who_the_callback_is_for_then_its_note_then_the_ring(
+        cb_box: Sandbox, tmp_path: Path) -> None:
+    number = "601000003"  # rings, nobody answers: the whole whisper is heard
+    async with open_bed(cb_box, tmp_path, {"calendar": "desk"},
+                        sections={"calendar": {"default": "desk", "desk": ALWAYS}}) as bed:
+        at = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=4)
+        added = await asyncio.to_thread(
+            run_cli, bed.nohold.config, "callbacks", "add", "--number", number, "--at",
+            at.isoformat(), "--window", "5m", "--note", "Follow-up of ticket 7: fibre spliced")
+        assert added.returncode == 0, added.stdout + added.stderr
+        (row,) = await bed.rows()
+        # Rendered ahead, while the agent is still paused: the whisper never waits for it.
+        await wait_until(lambda: "callback_note_ready" in bed.nohold.log(), 20,
+                         "the note rendered ahead")
+        await bed.pause(False)
+        note = await bed.rec.wait(
+            lambda e: ari("PlaybackStarted")(e) and str(
+                e.data["playback"]["media_uri"]).endswith(f"/{note_name(row)}"),
+            30, what="the note read to the agent")
+        leg = await bed.rec.wait(customer_leg(number), 15, what="the customer's leg")
+        target = str(note.data["playback"]["target_uri"])
+        assert target.startswith("channel:") and not target.endswith(leg.channel_id)
+        heard = [str(e.data["playback"]["media_uri"]).rsplit("/", 1)[-1]
+                 for e in bed.rec.find(ari("PlaybackStarted"))
+                 if e.data["playback"]["target_uri"] == target]
+        assert heard[:2] == ["callback_whisper_owner", note_name(row).rsplit("/", 1)[-1]], heard
+        await bed.row_becomes(row.id, lambda r: r.attempts >= 1 and r.state.value in (
+            "retry", "expired", "pending"), 40, "the unanswered attempt ended")
 
 
 async def book(bed: Bed, number: str, at: datetime) -> CallbackRecord:
