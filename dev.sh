@@ -12,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # nodejs: the tests' SMSC (node-smpp, tests/support/smpp_peer), a peer nohold does not share code with.
-DEBIAN_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-all postgresql nodejs)
+# faketime: a controlled wall clock for nohold's processes (a Saturday, a Wednesday).
+DEBIAN_PACKAGES=(debootstrap sip-tester espeak-ng sox libsox-fmt-all postgresql nodejs faketime)
 PYTHON=${PYTHON:-python3}
 
 as_root() {

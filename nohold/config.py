@@ -20,8 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
-from nohold.decisions.peers import LOOPBACK, Network, parse_networks
+from nohold.decisions.peers import LOOPBACK, Network, is_loopback, parse_networks
 from nohold.decisions.routes import Route, RouteError, parse_route
 
 T = TypeVar("T")
@@ -200,12 +201,29 @@ class SmppSettings:
 
 
 @dataclass(frozen=True)
+class SmsHttpSettings:
+    """An HTTP SMS gateway: nohold POSTs {"to", "from", "text"} as JSON with a bearer
+    token and takes {"id"} back; replies and delivery reports come in as webhooks."""
+
+    url: str = ""
+    token: str = field(default="", repr=False)
+    source: str = "nohold"
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class SmsSettings:
-    """`[sms]`: the one link to the operator's SMSC that nohold's features share (the
-    technicians' alerts, the callers' callback confirmations)."""
+    """`[sms]`: the one SMS link that nohold's features share (the technicians' alerts,
+    the callers' callback SMS): the operator's SMSC over SMPP, or an HTTP gateway."""
 
     enabled: bool = False
+    transport: str = "smpp"  # smpp | http
     smpp: SmppSettings = field(default_factory=SmppSettings)
+    http: SmsHttpSettings = field(default_factory=SmsHttpSettings)
+
+
+SMS_HTTP_TOKEN_ENV = "NOHOLD_SMS_HTTP_TOKEN"
+_SMS_URL = re.compile(r"^https?://[A-Za-z0-9_.:\[\]-]{1,253}(/[!-~]*)?$")
 
 
 SMPP_PASSWORD_ENV = "NOHOLD_SMPP_PASSWORD"
@@ -519,6 +537,10 @@ def parse_settings(
     parsed = {sec.name: sec.parse(top.table(sec.name), env or {}) for sec in sections}
     top.done()
 
+    if sms.enabled and sms.transport == "http" and not http.enabled:
+        raise ConfigError("sms.transport = \"http\" needs [http] enabled = true: the "
+                          "gateway delivers replies and delivery reports to "
+                          "POST /v1/sms/inbound")
     settings = Settings(ari, database, logging_settings, prompts, notice, routes, agi, http,
                         sms, parsed, source)
     check_prompt_known(settings, notice.prompt, "notice.prompt")
@@ -546,8 +568,33 @@ def _parse_sms(t: Table, env: Mapping[str, str]) -> SmsSettings:
                         "a number (3-15 digits, + allowed) or 1-11 letters and digits"),
         enquire_every=bounded(s, "enquire_every", 30.0, 1.0, 600.0))
     s.done()
+    transport = choice(t, "transport", "smpp", ("smpp", "http"))
+    http = _parse_sms_http(t.table("http"), env, required=enabled and transport == "http")
     t.done()
-    return SmsSettings(enabled, smpp)
+    return SmsSettings(enabled, transport, smpp, http)
+
+
+def _parse_sms_http(t: Table, env: Mapping[str, str], required: bool) -> SmsHttpSettings:
+    url = t.get("url", str, "")
+    if (url or required) and not _SMS_URL.match(url):
+        raise ConfigError(f"{t.key('url')} = {url!r}: the gateway's address, "
+                          "https://host[:port]/path (http:// only on this host)")
+    if url.startswith("http://") and not is_loopback(urlsplit(url).hostname or ""):
+        raise ConfigError(f"{t.key('url')} = {url!r}: plain http would send the token and "
+                          "the customers' numbers in clear; use https:// (http:// only to "
+                          "this host)")
+    token = env.get(SMS_HTTP_TOKEN_ENV) or t.get("token", str, "")
+    t.used.add("token")
+    if required and not token:
+        raise ConfigError(f"{t.key('token')} (or ${SMS_HTTP_TOKEN_ENV}): the gateway's "
+                          "bearer token")
+    settings = SmsHttpSettings(
+        url=url, token=token,
+        source=matching(t, "source", "nohold", _SMS_SOURCE,
+                        "a number (3-15 digits, + allowed) or 1-11 letters and digits"),
+        timeout=bounded(t, "timeout", 10.0, 1.0, 60.0))
+    t.done()
+    return settings
 
 
 def _parse_http(t: Table, agi: AgiSettings, env: Mapping[str, str]) -> HttpSettings:

@@ -44,6 +44,8 @@ from nohold.feature import (
 from nohold.http_server import HttpServer
 from nohold.http_server import exposure_warnings as http_exposure_warnings
 from nohold.prompts import PromptError, check_prompts
+from nohold.sms import inbound as sms_inbound
+from nohold.sms.http_link import HttpSmsLink
 from nohold.sms.outbox import Sender
 from nohold.sms.smpp import SmppGateway, target
 
@@ -117,6 +119,13 @@ async def preflight(settings: Settings) -> Report:
     return Report(version, durations, revision or "", lines, backlog)
 
 
+def sms_link(settings: Settings) -> SmppGateway | HttpSmsLink:
+    """The one SMS link `[sms] transport` names."""
+    if settings.sms.transport == "http":
+        return HttpSmsLink(settings.sms.http)
+    return SmppGateway(target(settings.sms.smpp))
+
+
 def ari_http_pool() -> aiohttp.ClientSession:
     """The one HTTP pool all ARI clients share: bounded, kept alive."""
     return aiohttp.ClientSession(
@@ -141,7 +150,7 @@ async def serve(
     ctx = ServiceContext(settings, engine, ledger, report.prompt_seconds, http)
     # The SMS link exists before the features start (they listen to it) and binds after
     # they have: nothing the SMSC had queued for nohold arrives with nobody to hear it.
-    gateway = SmppGateway(target(settings.sms.smpp)) if settings.sms.enabled else None
+    gateway = sms_link(settings) if settings.sms.enabled else None
     sender = None
     if gateway is not None:
         ctx.sms = gateway
@@ -161,6 +170,8 @@ async def serve(
         agi_routes.update(part.agi_routes)
         http_routes += part.http_routes
         background += part.tasks
+    if isinstance(gateway, HttpSmsLink):
+        http_routes += sms_inbound.routes(gateway)
     if ctx.queues is not None:
         stop_playback = _ami_playback_stopper(ctx.queues.client)
         for rt in runtimes:

@@ -55,16 +55,22 @@ def start(ctx: ServiceContext) -> Contribution:
 
 async def check_alerts(settings: Settings) -> str:
     alerts = settings.section(AlertSettings)
-    try:
-        bound = await check_bind(target(settings.sms.smpp))
-    except SmsFailed as exc:
-        # Not a reason to refuse to start: the IVR must not depend on the SMSC, and
-        # alerts wait in the database until it answers. Said loudly all the same.
-        log.warning("alerts_smsc_unavailable error=%r", str(exc))
-        bound = (f"WARNING: {exc}; alerts wait in the database until it answers "
-                 "(check [sms.smpp] and the SMSC's account)")
+    ok = True
+    if settings.sms.transport == "http":
+        # Nothing to bind: every message is its own request.
+        link = f"SMS through the HTTP gateway {settings.sms.http.url}"
+    else:
+        try:
+            link = await check_bind(target(settings.sms.smpp))
+        except SmsFailed as exc:
+            # Not a reason to refuse to start: the IVR must not depend on the SMSC, and
+            # alerts wait in the database until it answers. Said loudly all the same.
+            log.warning("alerts_smsc_unavailable error=%r", str(exc))
+            ok = False
+            link = (f"WARNING: {exc}; alerts wait in the database until it answers "
+                    "(check [sms.smpp] and the SMSC's account)")
     on_duty = alerts.rota.on_duty(datetime.now(UTC))
-    return (f"alerts: {'ok' if bound.startswith('SMSC') else 'degraded'} ({bound}; "
+    return (f"alerts: {'ok' if ok else 'degraded'} ({link}; "
             f"{len(alerts.people)} people; on duty now: "
             f"{', '.join(on_duty) or 'NOBODY'})")
 

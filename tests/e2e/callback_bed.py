@@ -41,7 +41,7 @@ from nohold.prompts import build_prompts
 from nohold.sandbox import Sandbox, start_sandbox
 from nohold.sandbox.caller import ScriptedCaller, TimelineEntry
 from tests.support.asterisk_events import AMI_TIMESTAMPS, AsteriskEvents, Ev, ami
-from tests.support.nohold_process import NoholdProcess, run_cli, write_config
+from tests.support.nohold_process import Clock, NoholdProcess, run_cli, write_config
 
 QUEUE = "cb-billing"
 AGENT = "Local/cba@cb-agents"
@@ -419,7 +419,7 @@ def running_cb_box(**options: Any) -> Iterator[Sandbox]:
 async def open_bed(box: Sandbox, tmp_path: Path, callbacks: dict[str, Any] | None = None,
                    agents: int = 1, database_url: str | None = None,
                    sections: dict[str, Any] | None = None,
-                   http: bool = False) -> AsyncIterator[Bed]:
+                   http: bool = False, clock: Clock | None = None) -> AsyncIterator[Bed]:
     """The recorder, the database, every agent paused, and `nohold run` ready
     (`callbacks`: overrides of CALLBACKS; `database_url`: else SQLite in tmp_path;
     `http`: its HTTP API on a free loopback port, with HTTP_TOKEN).
@@ -434,7 +434,8 @@ async def open_bed(box: Sandbox, tmp_path: Path, callbacks: dict[str, Any] | Non
         config = write_config(box, tmp_path / "nohold.toml", sections)
         result = await asyncio.to_thread(run_cli, config, "db", "upgrade")
         assert result.returncode == 0, result.stderr
-        proc = NoholdProcess(config=config, log_path=tmp_path / "nohold.log", app=APP)
+        proc = NoholdProcess(config=config, log_path=tmp_path / "nohold.log", app=APP,
+                             clock=clock)
         engine = make_engine(database_url or f"sqlite:///{tmp_path / 'nohold.db'}")
         bed = Bed(box, rec, proc, CallbackStore(engine, "e2e-reader"),
                   agents=AGENTS[:agents], workdir=tmp_path, database_url=database_url or "",

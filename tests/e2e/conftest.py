@@ -12,7 +12,7 @@ from callbackdb.engine import make_engine
 from callbackdb.notice_ledger import NoticeLedger
 from nohold.config import PromptSettings
 from nohold.prompts import build_prompts
-from tests.support.nohold_process import NoholdProcess, run_cli, write_config
+from tests.support.nohold_process import Clock, NoholdProcess, run_cli, write_config
 
 _counter = itertools.count()
 
@@ -31,8 +31,10 @@ def start_nohold(
     """`await start_nohold({...overrides})` -> a running NoholdProcess with a fresh database."""
     started: list[NoholdProcess] = []
 
-    async def start(overrides: dict[str, Any] | None = None, box: Any = None) -> NoholdProcess:
-        """`box`: another sandbox than the session's (its prompts are built here)."""
+    async def start(overrides: dict[str, Any] | None = None, box: Any = None,
+                    clock: Clock | None = None) -> NoholdProcess:
+        """`box`: another sandbox than the session's (its prompts are built here);
+        `clock`: the wall clock nohold sees (a Saturday...), None for the real one."""
         if box is None:
             box = asterisk
         elif not (box.prompts_dir / "notice.wav").exists():
@@ -43,7 +45,7 @@ def start_nohold(
         config = write_config(box, workdir / "nohold.toml", overrides)
         result = run_cli(config, "db", "upgrade")
         assert result.returncode == 0, result.stderr
-        proc = NoholdProcess(config=config, log_path=workdir / "nohold.log")
+        proc = NoholdProcess(config=config, log_path=workdir / "nohold.log", clock=clock)
         started.append(proc)
         proc.start()
         await proc.wait_ready(box)

@@ -47,7 +47,8 @@ async def test_notes_of_callbacks_due_soon_are_rendered_ahead_and_only_then_read
         assert name == note_name(records[soon])
         assert duration_seconds(tmp_path / f"{name}.wav") > 1.0  # the sentence, spoken
         assert voice.ready(records[later]) is None and voice.ready(records[plain]) is None
-        assert sorted(p.name for p in (tmp_path / "callbacks").iterdir()) == [f"{name.split('/')[1]}.wav"]
+        rendered = sorted(p.name for p in (tmp_path / "callbacks").iterdir())
+        assert rendered == [f"{name.split('/')[1]}.wav"]
 
         # An edited note is a new text: not read until rendered again.
         edited = records[soon].__class__(**{**records[soon].__dict__, "note": "Ticket #7 again"})

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +34,47 @@ def nohold_cmd(config: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "nohold.cli", "--config", str(config), *args]
 
 
-def run_cli(config: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(config: Path, *args: str, timeout: float = 60, clock: Clock | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """`clock`: the wall clock the command sees (None: the real one)."""
     return subprocess.run(nohold_cmd(config, *args), capture_output=True, text=True,
-                          timeout=timeout, env=_env())
+                          timeout=timeout, env=_env(clock))
 
 
-def _env() -> dict[str, str]:
+@dataclass(frozen=True)
+class Clock:
+    """A controlled wall clock for nohold's processes: libfaketime (Debian's `faketime`)
+    shifts what the process reads as the time of day by a fixed offset, the same for
+    every process started with it (so `nohold run` and a CLI command agree), while the
+    monotonic clock, which asyncio's timers use, stays real. Asterisk keeps the real
+    time: only what nohold decides by the calendar moves."""
+
+    offset: float  # seconds
+
+    @classmethod
+    def at(cls, when: datetime) -> Clock:
+        """A clock that reads `when` now (and runs on from there)."""
+        return cls(when.timestamp() - time.time())
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(time.time() + self.offset, UTC)
+
+    def env(self) -> dict[str, str]:
+        libs = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+        if not libs:
+            raise RuntimeError("libfaketime is missing: apt-get install faketime "
+                               "(./dev.sh test installs it)")
+        return {"LD_PRELOAD": libs[0], "FAKETIME": f"{self.offset:+.3f}",
+                "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1"}
+
+
+def _env(clock: Clock | None = None) -> dict[str, str]:
     env = dict(os.environ)
     for var in ("NOHOLD_ARI_URL", "NOHOLD_ARI_USER", "NOHOLD_ARI_PASSWORD",
                 "NOHOLD_DATABASE_URL", "NOHOLD_CONFIG", "NOHOLD_HTTP_TOKEN"):
         env.pop(var, None)
+    if clock is not None:
+        env.update(clock.env())
     return env
 
 
@@ -50,12 +84,13 @@ class NoholdProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     app: str = "nohold-ivr"
+    clock: Clock | None = None  # None: the real time
     _log: Any = field(default=None, repr=False)
 
     def start(self) -> None:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(nohold_cmd(self.config, "run"), stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=_env())
+                                     stderr=subprocess.STDOUT, env=_env(self.clock))
 
     async def wait_ready(self, box: Any, timeout: float = 30) -> None:
         async with AriClient(box.ari_url, box.ari_user, box.ari_password, "probe") as ari:
