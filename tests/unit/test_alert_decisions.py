@@ -191,7 +191,7 @@ def test_the_example_files_alerts_block_is_valid_once_uncommented():
         if m and not m.group(1).startswith("password"):
             lines.append(m.group(1))
     raw = tomllib.loads("[alerts]\n" + "\n".join(lines))
-    sms_block = text.split("\n# [sms]\n", 1)[1]
+    sms_block = text.split("\n# [sms]\n", 1)[1].split("\n# [callbacks.sms]\n", 1)[0]
     sms_lines = [m.group(1) for line in sms_block.splitlines()
                  if (m := re.match(r"^# (\[sms[\w.]*\]|\w+ = .*)", line))
                  and not m.group(1).startswith("password")]
