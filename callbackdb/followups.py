@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callbackdb.models import Callback, Ticket, TicketFollowUp
+from callbackdb.tickets import NotAllowed, TicketRecord, TicketStore
 from callbackdb.times import aware_utc
 
 SCHEDULED, FIXED, NOT_FIXED = "scheduled", "fixed", "not_fixed"
@@ -119,6 +120,28 @@ class FollowUpStore:
                         detail=detail[:200] or TicketFollowUp.detail)
                 .returning(TicketFollowUp.__table__))).first()
         return None if row is None else FollowUpRecord.of(row)
+
+    async def reopen_ticket(self, done: FollowUpRecord, now: datetime) -> TicketRecord | None:
+        """The ticket of a "not fixed" answer, reopened (so the technician on duty is
+        alerted again); None when someone else already did. Also called by the
+        follow-up loop for an answer whose reopening a killed process never wrote."""
+        note = done.detail
+        try:
+            return await TicketStore(self._engine).reopen(
+                done.ticket_id, by=done.answered_by or "nohold", via="followup",
+                note=f"follow-up: not fixed{': ' + note if note else ''}", now=now)
+        except NotAllowed:  # reopened by someone else meanwhile: open it stays
+            return None
+
+    async def not_fixed_unreopened(self) -> list[FollowUpRecord]:
+        """"Not fixed" answers whose ticket is still resolved at that resolution: the
+        answer was stored and its reopening was not (a process killed in between)."""
+        stmt = (select(TicketFollowUp)
+                .join(Ticket, Ticket.id == TicketFollowUp.ticket_id)
+                .where(TicketFollowUp.state == NOT_FIXED, Ticket.state == "resolved",
+                       Ticket.reopened == TicketFollowUp.resolution))
+        async with self._engine.connect() as conn:
+            return [FollowUpRecord.of(r) for r in (await conn.execute(stmt)).all()]
 
     async def ended_unanswered(self) -> list[FollowUpRecord]:
         """Scheduled follow-ups whose callback ended without an answer recorded

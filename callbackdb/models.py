@@ -316,7 +316,8 @@ class SmsOut(Base):
     to_number: Mapped[str] = mapped_column(String(20), nullable=False)  # E.164
     text: Mapped[str] = mapped_column(String(640), nullable=False)
     # queued -> sending -> sent -> delivered | undeliverable; sending -> queued (retry);
-    # expired (no longer worth sending: its window passed)
+    # expired (no longer worth sending: its window passed); withdrawn (its reason went:
+    # the callback was made, cancelled, or the number put on the do-not-call list)
     state: Mapped[str] = mapped_column(String(16), nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     next_try_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

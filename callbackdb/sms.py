@@ -24,6 +24,7 @@ from callbackdb.times import aware_utc
 
 QUEUED, SENDING, SENT = "queued", "sending", "sent"
 DELIVERED, UNDELIVERABLE, EXPIRED = "delivered", "undeliverable", "expired"
+WITHDRAWN = "withdrawn"  # not to be sent any more (the callback was made meanwhile...)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,23 @@ class SmsOutbox:
         stmt = select(SmsOut).where(SmsOut.about.in_(names)).order_by(SmsOut.id)
         async with self._engine.connect() as conn:
             return [SmsRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    async def queued(self, about_prefix: str, limit: int = 500) -> list[SmsRecord]:
+        """Messages not yet sent (waiting for a first try or a retry) about things whose
+        name starts with `about_prefix`."""
+        stmt = (select(SmsOut).where(SmsOut.state == QUEUED,
+                                     SmsOut.about.startswith(about_prefix, autoescape=True))
+                .order_by(SmsOut.id).limit(limit))
+        async with self._engine.connect() as conn:
+            return [SmsRecord.of(r) for r in (await conn.execute(stmt)).all()]
+
+    async def withdraw(self, record: SmsRecord, why: str, now: datetime) -> bool:
+        """A queued message that must not go any more; False when a sender took it."""
+        stmt = (update(SmsOut).where(SmsOut.id == record.id, SmsOut.state == QUEUED)
+                .values(state=WITHDRAWN, next_try_at=None, detail=why[:200],
+                        updated_at=now.astimezone(UTC)))
+        async with self._engine.begin() as conn:
+            return (await conn.execute(stmt)).rowcount == 1
 
     async def claim(self, now: datetime, lease: timedelta, limit: int = 20
                     ) -> list[SmsRecord]:

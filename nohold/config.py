@@ -592,7 +592,8 @@ def _parse_sms_http(t: Table, env: Mapping[str, str], required: bool) -> SmsHttp
         url=url, token=token,
         source=matching(t, "source", "nohold", _SMS_SOURCE,
                         "a number (3-15 digits, + allowed) or 1-11 letters and digits"),
-        timeout=bounded(t, "timeout", 10.0, 1.0, 60.0))
+        # At most the SMPP link's own wait: the sender's leases are sized for it.
+        timeout=bounded(t, "timeout", 10.0, 1.0, 15.0))
     t.done()
     return settings
 

@@ -71,10 +71,16 @@ def _speak(text: str, language: str, target: Path) -> None:
     espeak = _tool("espeak-ng", "espeak-ng")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
+        # The words from a file, never the command line: text from outside (a callback's
+        # note, a ticket) starting with "-" would be read as espeak-ng's own options
+        # ("-f /etc/...": a file spoken aloud). No stdin: nothing to wait for.
+        words = Path(tmp) / "words.txt"
+        words.write_text(text, encoding="utf-8")
         result = subprocess.run(
-            [espeak, "-v", language, "-s", "170", "-w", str(raw), text],
+            [espeak, "-v", language, "-s", "170", "-w", str(raw), "-f", str(words)],
             capture_output=True,
             text=True,
+            stdin=subprocess.DEVNULL,
         )
         if result.returncode != 0 or not raw.exists():
             raise PromptError(

@@ -47,6 +47,8 @@ class FollowUps:
                 await self.tick()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("followup_tick_failed error=%r", str(exc).splitlines()[0])
+            except Exception:  # noqa: BLE001 - the next pass tries again; never die silently
+                log.exception("followup_tick_failed")
             await asyncio.sleep(TICK)
             stop_if_cancelled()
 
@@ -54,6 +56,10 @@ class FollowUps:
         now = self.now()
         for ticket in await self.followups.resolved_without():
             await self.book(ticket, now)
+        for f in await self.followups.not_fixed_unreopened():
+            if await self.followups.reopen_ticket(f, now):
+                log.warning("followup_reopened_late ticket=%s: the answer was stored, its "
+                            "reopening was not", f.ticket_id)
         for f in await self.followups.ended_unanswered():
             if await self.followups.answer(f.ticket_id, UNREACHABLE, "nohold", now,
                                            "the callback ended unanswered"):

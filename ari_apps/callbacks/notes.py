@@ -61,6 +61,12 @@ class NoteVoice:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _render_due(self, now: datetime) -> None:
+        try:
+            await self._render_due_once(now)
+        except Exception:  # noqa: BLE001 - the dialler's next cycle tries again
+            log.exception("callback_notes_pass_failed")
+
+    async def _render_due_once(self, now: datetime) -> None:
         for record in await self.store.find(tuple(WAITING), scheduled=True):
             due = record.due_at
             if not record.note or due is None or due.astimezone(UTC) > now + AHEAD:

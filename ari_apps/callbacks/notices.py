@@ -24,7 +24,17 @@ from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackRecord, CallbackStore
 from callbackdb.sms import SmsOutbox
 from nohold.aio import stop_if_cancelled
-from nohold.decisions.callback_sms import Kind, Told, Waiting, about, due, key, render
+from nohold.decisions.callback_sms import (
+    TEXTABLE,
+    Kind,
+    Told,
+    Waiting,
+    about,
+    due,
+    key,
+    render,
+    whole_seconds,
+)
 from nohold.decisions.callbacks import State
 from nohold.decisions.hours import DEFAULT_TIMEZONE
 from nohold.decisions.numbers import NumberRefused
@@ -35,6 +45,7 @@ log = logging.getLogger("nohold.callbacks.sms")
 TICK = 2.0  # seconds: a caller who just took a callback has the SMS within a few
 # Still waiting to be made: a message about it is still worth sending.
 NOT_YET_MADE = (State.PENDING, State.RETRY, State.QUEUED)
+PREFIX = "callback:"  # the outbox's `about` of a callback's messages
 
 
 class SmsNotices:
@@ -48,6 +59,7 @@ class SmsNotices:
         self.signals = signals or Signals()
         self.now = clock
         self._refused: set[int] = set()  # said once per callback, not every tick
+        self._said: set[str] = set()
 
     async def run(self) -> None:
         while True:
@@ -55,6 +67,8 @@ class SmsNotices:
                 await self.tick()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("callback_sms_tick_failed error=%r", str(exc).splitlines()[0])
+            except Exception:  # noqa: BLE001 - one bad row must not end the SMS for good
+                log.exception("callback_sms_tick_failed")
             await asyncio.sleep(TICK)
             stop_if_cancelled()
 
@@ -64,19 +78,22 @@ class SmsNotices:
         waiting = [c for c in await self.store.find(NOT_YET_MADE)
                    if c.promised_earliest and c.promised_latest
                    and c.promised_latest > now]
+        await self._withdraw_stale({c.id for c in waiting}, now)
         if not waiting:
             return 0
         told: dict[str, list[Told]] = {}
         for m in await self.outbox.about(about(c.id) for c in waiting):
-            told.setdefault(m.about, []).append(
-                Told(Kind(m.kind), datetime.fromtimestamp(int(m.key.rsplit(":", 1)[1]), UTC),
-                     m.created_at))
+            try:
+                start = datetime.fromtimestamp(int(m.key.rsplit(":", 1)[1]), UTC)
+                told.setdefault(m.about, []).append(Told(Kind(m.kind), start, m.created_at))
+            except ValueError:  # not one of ours: leave it, tell the admin once
+                self._refuse_once(m.about, f"outbox row {m.id} has an unknown key {m.key!r}")
         tz = await self._zone()
         written = 0
         before = timedelta(seconds=self.cb.sms.reminder_before)
         for c in waiting:
             assert c.promised_earliest is not None and c.promised_latest is not None
-            window = (c.promised_earliest, c.promised_latest)
+            window = (whole_seconds(c.promised_earliest), whole_seconds(c.promised_latest))
             kind = due(Waiting(c.id, c.scheduled, window), told.get(about(c.id), []), now,
                        before)
             if kind is not None and await self._write(c, kind, window, tz, now):
@@ -88,9 +105,13 @@ class SmsNotices:
     async def _write(self, c: CallbackRecord, kind: Kind, window: tuple[datetime, datetime],
                      tz: tzinfo, now: datetime) -> bool:
         try:
-            number = self.cb.numbers.check(c.number).e164
+            checked = self.cb.numbers.check(c.number)
         except NumberRefused as exc:
             self._refuse(c, f"not an allowed number: {exc}")
+            return False
+        number = checked.e164
+        if checked.kind not in TEXTABLE:
+            self._refuse(c, f"{checked.kind} line: no SMS")
             return False
         if await self.store.on_dnc(number):
             self._refuse(c, "on the do-not-call list")
@@ -112,6 +133,27 @@ class SmsNotices:
             self._refused.add(c.id)
             log.warning("callback_sms_refused callback=%s call=%s reason=%r", c.id, c.call_id,
                         why)
+
+    def _refuse_once(self, what: str, why: str) -> None:
+        if what not in self._said:
+            self._said.add(what)
+            log.warning("callback_sms_skipped about=%s reason=%r", what, why)
+
+    async def _withdraw_stale(self, waiting: set[int], now: datetime) -> None:
+        """Messages still queued (the SMSC down) for callbacks made, cancelled or expired
+        meanwhile, or for a number put on the do-not-call list: never sent late."""
+        for m in await self.outbox.queued(PREFIX):
+            callback_id = int(m.about.removeprefix(PREFIX)) \
+                if m.about.removeprefix(PREFIX).isdigit() else None
+            if callback_id is not None and callback_id not in waiting:
+                why = "the callback is no longer waiting"
+            elif await self.store.on_dnc(m.to_number):
+                why = "the number is on the do-not-call list"
+            else:
+                continue
+            if await self.outbox.withdraw(m, why, now):
+                log.info("callback_sms_withdrawn about=%s kind=%s reason=%r", m.about,
+                         m.kind, why)
 
     async def _zone(self) -> tzinfo:
         try:

@@ -113,6 +113,9 @@ class AlertSettings:
 
 
 def parse_alerts(t: Table, env: Mapping[str, str]) -> AlertSettings:
+    if "smpp" in t.data:
+        raise ConfigError("[alerts.smpp] has moved to [sms.smpp] (with [sms] enabled = "
+                          "true): one SMS link for the alerts and the callers' SMS")
     zone = t.get("timezone", str, DEFAULT_TIMEZONE)
     try:
         tz = ZoneInfo(zone)

@@ -97,6 +97,17 @@ def key(callback_id: int, kind: Kind, window_start: datetime) -> str:
     return f"callback:{callback_id}:{kind.value}:{int(window_start.timestamp())}"
 
 
+def whole_seconds(t: datetime) -> datetime:
+    """Windows are told and compared to the second (a window promised on the phone
+    carries microseconds; the key of a message keeps whole seconds)."""
+    return t.replace(microsecond=0)
+
+
+# Texts go to mobiles only: an allow-list for dialling may admit landlines, where an SMS
+# is refused or, with some operators, turned into a paid voice delivery.
+TEXTABLE = frozenset({"mobile", "fixed_line_or_mobile"})
+
+
 def about(callback_id: int) -> str:
     return f"callback:{callback_id}"
 
@@ -106,9 +117,9 @@ def due(cb: Waiting, told: Iterable[Told], now: datetime, reminder_before: timed
     """The message this callback should get now, if any."""
     if cb.window is None or now >= cb.window[1]:
         return None
-    start = cb.window[0]
+    start = whole_seconds(cb.window[0])
     told = list(told)
-    about_this = [t for t in told if t.window_start == start]
+    about_this = [t for t in told if whole_seconds(t.window_start) == start]
     if not told:
         return Kind.CONFIRM
     if not any(t.kind in (Kind.CONFIRM, Kind.MOVED) for t in about_this):

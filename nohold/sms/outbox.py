@@ -26,6 +26,8 @@ log = logging.getLogger("nohold.sms")
 
 TICK = 1.0  # seconds between passes when nobody nudges
 LEASE = timedelta(seconds=60)  # longer than the link's own wait for the SMSC's answer
+SEND_TIMEOUT = 15.0  # the longest a link waits for its SMSC (smpp.SUBMIT_TIMEOUT)
+PER_PASS = int(LEASE.total_seconds() // SEND_TIMEOUT) - 1  # 3
 
 
 Wait = Callable[[float], Awaitable[bool]]
@@ -46,6 +48,7 @@ class Sender:
         self._link = link
         self._wait = wait
         self._now = clock
+        self._sending = 0  # sends whose message id is not recorded yet
         link.listen(self.on_inbound)
 
     async def run(self) -> None:
@@ -55,11 +58,16 @@ class Sender:
                 await self.pass_once()
             except (SQLAlchemyError, OSError) as exc:
                 log.warning("sms_outbox_unavailable error=%r", str(exc))
+            except Exception:  # noqa: BLE001 - the next pass tries again; never die silently
+                log.exception("sms_outbox_pass_failed")
             await self._wait(TICK)
 
     async def pass_once(self) -> int:
         """Sends every message due now; how many were claimed."""
-        claimed = await self._outbox.claim(self._now(), LEASE)
+        # No more than can be sent within the lease at the SMSC's slowest: a claimed
+        # message still waiting its turn when its lease ran out would be sent by
+        # another node as well.
+        claimed = await self._outbox.claim(self._now(), LEASE, limit=PER_PASS)
         for record in claimed:
             await self._send(record)
         return len(claimed)
@@ -71,16 +79,21 @@ class Sender:
             log.warning("sms_expired id=%s about=%s kind=%s attempts=%d", record.id,
                         record.about, record.kind, record.attempts - 1)
             return
+        self._sending += 1
         try:
             message_id = await self._link.send(record.to_number, record.text)
         except SmsFailed as exc:
+            self._sending -= 1
             at = self._now() + retry_after(record.attempts)
             await self._outbox.retry(record, at, str(exc), self._now())
             log.warning("sms_retry id=%s about=%s kind=%s attempt=%d error=%r retry_at=%s",
                         record.id, record.about, record.kind, record.attempts, str(exc),
                         at.isoformat(timespec="seconds"))
             return
-        await self._outbox.sent(record, message_id, self._now())
+        try:
+            await self._outbox.sent(record, message_id, self._now())
+        finally:
+            self._sending -= 1
         log.info("sms_sent id=%s about=%s kind=%s to=%s message_id=%s", record.id,
                  record.about, record.kind, record.to_number, message_id)
 
@@ -93,6 +106,10 @@ class Sender:
             return
         record = await self._outbox.delivery(msg.receipt.message_id, state,
                                              msg.receipt.stat, self._now())
+        if record is None and self._sending:
+            # Perhaps the report of a message whose id is being recorded right now (a
+            # fast SMSC): the SMSC is told to deliver it again, by when it will match.
+            raise SmsFailed("a send is being recorded; deliver the report again")
         if record is not None:
             log.info("sms_report id=%s about=%s stat=%s", record.id, record.about,
                      msg.receipt.stat)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callbackdb.callbacks import CallbackStore, CannotCancel
 from callbackdb.followups import FIXED, NOT_FIXED, UNREACHABLE, FollowUpRecord, FollowUpStore
-from callbackdb.tickets import NotAllowed, TicketRecord, TicketStore
+from callbackdb.tickets import TicketRecord
 from nohold.decisions.callbacks import WAITING
 
 # As people and programs write them -> the stored state.
@@ -39,10 +39,5 @@ async def record_answer(engine: AsyncEngine, ticket_id: int, answer: str, by: st
                 await calls.cancel(call.id, now, reason="follow-up answered")
     if done.state != NOT_FIXED:
         return done, None
-    try:
-        reopened = await TicketStore(engine).reopen(
-            ticket_id, by=by, via="followup",
-            note=f"follow-up: not fixed{': ' + note if note else ''}", now=now)
-    except NotAllowed:  # reopened by someone else meanwhile: open it stays
-        return done, None
-    return done, reopened
+    return done, await FollowUpStore(engine).reopen_ticket(done, now)
+

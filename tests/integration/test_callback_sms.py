@@ -208,3 +208,39 @@ async def test_a_refusing_smsc_is_asked_again_later_and_a_passed_window_is_not_s
     assert len(bed.smsc.of("submit")) == 3
     states = {r.to_number: r.state for r in await bed.outbox.find()}
     assert states == {CUSTOMER: rows.SENT, "+48601000002": rows.EXPIRED}
+
+
+async def test_a_window_promised_on_the_phone_with_microseconds_is_confirmed_once(bed: Bed):
+    node = bed.node("node-a")
+    start = bed.now.replace(minute=17, second=3, microsecond=734_512)
+    await bed.store.request(call_id="c-9", number=CUSTOMER, queue="tech", arrived_at=bed.now,
+                            now=bed.now, promised=(start, start + timedelta(minutes=20)),
+                            expires_at=bed.now + timedelta(hours=4))
+    for _ in range(3):
+        assert await bed.run(node) == 1
+    assert [r.kind for r in await bed.outbox.find()] == ["confirm"]
+
+
+async def test_a_message_still_queued_when_its_callback_is_made_or_the_number_barred_is_withdrawn(
+        bed: Bed):
+    node = bed.node("node-a")
+    first = await bed.book(MONDAY.replace(hour=14))
+    await bed.book(MONDAY.replace(hour=15), number="+48601000002")
+    await bed.smsc.command(cmd="submit_status", status=0x58)  # the SMSC refuses for now
+    assert await bed.run(node) == 2
+    await bed.store.cancel(first, bed.now, reason="made by phone")
+    await bed.store.dnc_add("+48601000002", bed.now, "asked")
+    await bed.smsc.command(cmd="submit_status", status=0)
+    bed.now += timedelta(minutes=10)  # every retry is due
+    assert await bed.run(node) == 2  # nothing more reached the SMSC
+    assert {r.to_number: r.state for r in await bed.outbox.find()} == {
+        CUSTOMER: rows.WITHDRAWN, "+48601000002": rows.WITHDRAWN}
+
+
+async def test_no_sms_to_a_landline_even_when_it_may_be_dialled(bed: Bed):
+    bed.cb = parse_settings({"callbacks": {
+        "queues": ["tech"], "caller_id": COMPANY,
+        "allowed_numbers": ["PL:mobile", "PL:fixed_line"]}}).section(CallbackSettings)
+    await bed.book(MONDAY.replace(hour=14), number="+48221112233")
+    assert await bed.run(bed.node("node-a")) == 0
+    assert await bed.outbox.find() == []

@@ -223,3 +223,22 @@ async def test_the_agent_records_the_answer_over_the_http_api(bed):
         await server.close()
     ticket = await bed.tickets.get(tid)
     assert ticket is not None and ticket.state is State.OPEN
+
+
+async def test_a_not_fixed_answer_whose_reopening_was_never_written_is_reopened_by_the_loop(
+        bed):
+    """kill -9 between storing "not fixed" and reopening the ticket: the answer is not
+    lost, the loop's next pass reopens the ticket (so the alerts start again), once."""
+    tid = await bed.resolved()
+    loop = bed.loop(six_days())
+    await loop.tick()
+    # What the killed process left: the answer stored, the ticket still resolved.
+    assert await bed.followups.answer(tid, "not_fixed", "agent-a", bed.now, "still down")
+    ticket = await bed.tickets.get(tid)
+    assert ticket is not None and ticket.state == State.RESOLVED
+    await loop.tick()
+    ticket = await bed.tickets.get(tid)
+    assert ticket is not None and (ticket.state, ticket.reopened) == (State.OPEN, 1)
+    await loop.tick()  # nothing more to do
+    ticket = await bed.tickets.get(tid)
+    assert ticket is not None and ticket.reopened == 1

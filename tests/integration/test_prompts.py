@@ -50,3 +50,17 @@ def test_check_refuses_a_recording_that_went_missing_after_an_earlier_build(tmp_
     with pytest.raises(PromptError, match=r"\[prompts.files\].notice = '/nonexistent/notice.wav'"
                                           r": no such file"):
         check_prompts(settings)
+
+
+def test_words_from_outside_are_spoken_never_read_as_espeak_options(tmp_path):
+    """A callback's note or a ticket's text is words: "-f <file>" must not make espeak-ng
+    read a file aloud (it would speak the config, secrets and all, to an agent)."""
+    from nohold.audio import duration_seconds
+    from nohold.prompts import speak
+
+    secret = tmp_path / "long.txt"
+    secret.write_text("password " * 400)  # minutes of speech if it were read
+    seconds = speak(f"-f{secret}", "en", tmp_path / "note.wav")
+    # The path said aloud is a few seconds (its length varies); the file would be minutes.
+    assert 0.3 < seconds < 40, seconds
+    assert duration_seconds(tmp_path / "note.wav") == seconds

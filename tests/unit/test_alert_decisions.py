@@ -163,7 +163,7 @@ def test_bad_sms_config_is_refused_naming_the_key(raw, words):
     ({"rounds": 2.5}, "alerts.rounds = 2.5: expected an integer"),
     ({"ack_within": 0}, "alerts.ack_within"),
     ({"timezone": "Mars/Olympus"}, "not a time zone"),
-    ({"smpp": {"host": "x"}}, "unknown key alerts.smpp"),
+    ({"smpp": {"host": "x"}}, "[alerts.smpp] has moved to [sms.smpp]"),
     ({"enabled": True}, "needs [alerts.people"),
     ({"enabled": True, "people": PEOPLE["people"]}, "someone must be on duty"),
     ({**PEOPLE, "enabled": True, "call": True, "app": "nohold-ivr"}, "the IVR's application"),

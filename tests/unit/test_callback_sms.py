@@ -122,3 +122,12 @@ def test_the_example_files_callbacks_sms_block_is_valid_once_uncommented():
     sms = parse_settings(tomllib.loads("[callbacks.sms]\n" + "\n".join(lines))
                          ).section(CallbackSettings).sms
     assert (sms.enabled, sms.reminder_before, sms.texts.date_format) == (True, 900.0, "%d.%m.%Y")
+
+
+def test_a_window_promised_with_microseconds_matches_its_whole_second_key():
+    """A window promised on the phone carries microseconds; what was told is read back
+    from the message's key, in whole seconds: still the same window, no "moved"."""
+    start = WINDOW[0].replace(microsecond=734_512)
+    cb = Waiting(1, scheduled=False, window=(start, WINDOW[1]))
+    assert due(cb, [told(Kind.CONFIRM, start=start.replace(microsecond=0))], T0, BEFORE) \
+        is None
