@@ -23,10 +23,11 @@ log = logging.getLogger("nohold.tickets.api")
 
 def routes(engine: AsyncEngine) -> list[web.RouteDef]:
     async def followup(request: web.Request) -> web.Response:
-        try:
-            ticket_id = int(request.match_info["id"])
-        except ValueError:
-            raise HttpError(404, "not_found", "no such ticket") from None
+        raw_id = request.match_info["id"]
+        # Ids are positive and fit the database's integer (PostgreSQL refuses more).
+        if not raw_id.isdigit() or not 0 < int(raw_id) < 2**31:
+            raise HttpError(404, "not_found", "no such ticket")
+        ticket_id = int(raw_id)
         data = await read_json_object(request)
         answer = data.get("answer")
         if answer not in ANSWERS:

@@ -216,9 +216,10 @@ async def test_the_agent_records_the_answer_over_the_http_api(bed):
             assert body["followup"]["state"] == "not_fixed"
             status, body = await post({"answer": "fixed", "by": "agent-a"})
             assert (status, body["error"]) == (404, "no_followup")
-            status, _ = await post({"answer": "fixed"},
-                                   where=url.replace(f"/tickets/{tid}/", "/tickets/x/"))
-            assert status == 404
+            for bad in ("x", "99999999999999999999", "0", "-1"):
+                status, body = await post({"answer": "fixed"}, where=url.replace(
+                    f"/tickets/{tid}/", f"/tickets/{bad}/"))
+                assert (status, body["error"]) == (404, "not_found"), (bad, body)
     finally:
         await server.close()
     ticket = await bed.tickets.get(tid)
