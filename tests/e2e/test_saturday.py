@@ -74,7 +74,7 @@ def phones(context: str) -> str:
     return f"""
 [{context}]
 exten => {JAN},1,Answer()
- same => n,Wait(2)
+ same => n,Wait(4)
  same => n,SendDTMF(1)
  same => n,Wait(30)
  same => n,Hangup()
