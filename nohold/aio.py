@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 
 def stop_if_cancelled() -> None:
@@ -12,3 +14,19 @@ def stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+async def every(seconds: float, tick: Callable[[], Awaitable[object]], log: logging.Logger,
+                event: str, expected: tuple[type[BaseException], ...] = ()) -> None:
+    """Runs `tick` every `seconds` until cancelled. A failure is one log line and the
+    next pass tries again: a background loop never dies silently. `expected` failures
+    (a database that is down) get a warning without a traceback."""
+    while True:
+        try:
+            await tick()
+        except expected as exc:
+            log.warning("%s error=%r", event, (str(exc) or type(exc).__name__).splitlines()[0])
+        except Exception:  # noqa: BLE001 - see above
+            log.exception(event)
+        await asyncio.sleep(seconds)
+        stop_if_cancelled()

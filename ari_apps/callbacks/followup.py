@@ -11,7 +11,6 @@ ends unanswered after its retries marks the follow-up unreachable.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
@@ -22,7 +21,7 @@ from ari_apps.callbacks.booking import NotBooked, Request, callback_calendar, sc
 from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackStore
 from callbackdb.followups import NOT_SCHEDULED, SCHEDULED, UNREACHABLE, FollowUpStore, Resolved
-from nohold.aio import stop_if_cancelled
+from nohold.aio import every
 from nohold.decisions.hours import NoOpening
 from nohold.feature import Calendars
 
@@ -42,15 +41,7 @@ class FollowUps:
         self.now = clock
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("followup_tick_failed error=%r", str(exc).splitlines()[0])
-            except Exception:  # noqa: BLE001 - the next pass tries again; never die silently
-                log.exception("followup_tick_failed")
-            await asyncio.sleep(TICK)
-            stop_if_cancelled()
+        await every(TICK, self.tick, log, "followup_tick_failed", (SQLAlchemyError, OSError))
 
     async def tick(self) -> None:
         now = self.now()

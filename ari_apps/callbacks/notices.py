@@ -11,7 +11,6 @@ changed since the callback was taken.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -23,7 +22,7 @@ from ari_apps.callbacks.booking import NotBooked, callback_calendar
 from ari_apps.callbacks.settings import CallbackSettings
 from callbackdb.callbacks import CallbackRecord, CallbackStore
 from callbackdb.sms import SmsOutbox
-from nohold.aio import stop_if_cancelled
+from nohold.aio import every
 from nohold.decisions.callback_sms import (
     TEXTABLE,
     Kind,
@@ -62,15 +61,8 @@ class SmsNotices:
         self._said: set[str] = set()
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("callback_sms_tick_failed error=%r", str(exc).splitlines()[0])
-            except Exception:  # noqa: BLE001 - one bad row must not end the SMS for good
-                log.exception("callback_sms_tick_failed")
-            await asyncio.sleep(TICK)
-            stop_if_cancelled()
+        await every(TICK, self.tick, log, "callback_sms_tick_failed",
+                    (SQLAlchemyError, OSError))
 
     async def tick(self) -> int:
         """Writes every message due now; how many it wrote."""

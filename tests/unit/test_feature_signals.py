@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from nohold.feature import Signals
 
 
@@ -56,3 +58,30 @@ async def test_a_loop_stops_on_a_cancel_a_driver_swallowed():
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=2)
     assert task in done and task.cancelled()
+
+
+async def test_every_logs_a_failed_pass_and_goes_on_until_cancelled(caplog):
+    import logging
+
+    from nohold.aio import every
+
+    passes: list[int] = []
+    third = asyncio.Event()
+
+    async def tick() -> None:
+        passes.append(len(passes))
+        if len(passes) == 1:
+            raise OSError("database is down")
+        if len(passes) == 2:
+            raise KeyError("a bug")
+        third.set()
+
+    task = asyncio.ensure_future(every(0.001, tick, logging.getLogger("t"), "t_failed",
+                                       (OSError,)))
+    await asyncio.wait_for(third.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    failed = [r for r in caplog.records if r.message.startswith("t_failed")]
+    assert [(r.levelname, r.exc_info is not None) for r in failed] == [
+        ("WARNING", False), ("ERROR", True)]
