@@ -183,12 +183,16 @@ class Channel:
     async def answer(self) -> None:
         await self._rest("POST", f"/channels/{self.id}/answer")
 
-    async def play(self, media: str, *, interruptible: bool,
+    async def play(self, media: str | Sequence[str], *, interruptible: bool,
                    hangup_grace: float = 1.0) -> str | None:
         """Play to the end; with `interruptible`, a key press stops it and is returned.
+        Several media are one playback, queued at Asterisk at once: whatever another
+        task plays on the channel meanwhile (a ring tone) comes after all of them.
         A failed playback waits up to `hangup_grace` seconds for the hang-up events that
         may trail it; 0 for a caller that will retry at once (a retry on a channel that
         is gone fails by itself)."""
+        if not isinstance(media, str):
+            media = ",".join(media)  # ARI's media parameter takes a list, comma-separated
         playback_id = f"nohold-{uuid.uuid4().hex[:16]}"
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._playbacks[playback_id] = done

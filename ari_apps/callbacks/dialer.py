@@ -387,8 +387,9 @@ class Dialer:
             # after who the call is for; rendered ahead, so the ring tone is not delayed.
             said += (self.media(note),)
         try:
-            for media in said:
-                await agent.play(media, interruptible=False)
+            # One playback: the ring tone the dial starts meanwhile queues behind all of
+            # it, never between who the call is for and the note.
+            await agent.play(said, interruptible=False)
         except CallerHungUp:
             return  # the attempt sees the agent gone
         except asyncio.CancelledError:

@@ -162,6 +162,19 @@ def texted(smsc: Smsc) -> list[str]:
     return out
 
 
+def heard_on(rec: AsteriskEvents, target: str) -> list[str]:
+    """What a channel was played, in order (a playback of several media is one
+    PlaybackStarted, then a PlaybackContinuing per further medium)."""
+    return [str(e.data["playback"]["media_uri"]).rsplit("/", 1)[-1].removeprefix("tone:")
+            for e in rec.find(lambda e: e.type in ("PlaybackStarted", "PlaybackContinuing"))
+            if e.data["playback"]["target_uri"] == target]
+
+
+def note_name_of(row: Any) -> str:
+    from ari_apps.callbacks.notes import note_name
+    return note_name(row).rsplit("/", 1)[-1]
+
+
 def alert_calls(rec: AsteriskEvents) -> list[str]:
     return [e.channel_id for e in rec.find(ari("ChannelCreated"))
             if e.channel_id.startswith("nohold-alert-") and ";" not in e.channel_id]
@@ -339,11 +352,11 @@ async def test_resolved_on_monday_is_called_back_on_wednesday_agent_first_and_no
                                and not e.channel_id.endswith("-q"))
         assert entered and entered[0].seq < leg.seq, bed.context()
         # The agent heard who it is for and the ticket with its fix, before the ring.
-        heard = [str(e.data["playback"]["media_uri"]).rsplit("/", 1)[-1]
-                 for e in bed.rec.find(ari("PlaybackStarted"))
-                 if e.data["playback"]["target_uri"] == f"channel:{entered[0].channel_id}"]
-        assert heard[:2] and heard[0] == "callback_whisper_owner" \
-            and heard[1].startswith(f"note-{row.id}-"), heard
+        owner = bed.rec.find(lambda e: ari("PlaybackStarted")(e) and str(
+            e.data["playback"]["media_uri"]).endswith("/callback_whisper_owner"))
+        assert owner, bed.context()
+        heard = heard_on(bed.rec, str(owner[0].data["playback"]["target_uri"]))
+        assert heard[:3] == ["callback_whisper_owner", note_name_of(row), "ring"], heard
         await bed.row_becomes(row.id, lambda r: r.attempts == 1, 20, "the attempt")
 
         # The agent records "not fixed": the ticket reopens and jan is texted again.
