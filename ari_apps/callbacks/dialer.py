@@ -347,9 +347,15 @@ class Dialer:
             self.dialling.add(record.id)
             # The whisper plays while the customer's phone starts ringing (the ring
             # tone queues behind it on the agent's channel): the agent does not idle
-            # through it, and it is cut short if the customer answers first.
+            # through it, and it is cut short if the customer answers first. A note
+            # is the exception: heard before the dial.
             whisper = asyncio.ensure_future(self.whisper(agent, connected, now, bool(owner)))
             try:
+                if self.notes.ready(connected) is not None:
+                    # A note (a follow-up: the ticket and its fix) is what the agent must
+                    # know before the customer says hello: heard whole before the dial,
+                    # never cut short by a quick answer.
+                    await whisper
                 await self.attempt(dialling, agent, bridge, whisper)
             finally:
                 whisper.cancel()

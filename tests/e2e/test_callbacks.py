@@ -51,6 +51,7 @@ from tests.e2e.callback_bed import (
     short_call,
     wait_until,
 )
+from tests.e2e.test_saturday import heard_on
 from tests.support.asterisk_events import Ev, ami, ari
 from tests.support.nohold_process import run_cli
 from tests.support.smsc import Smsc
@@ -486,13 +487,14 @@ async def test_the_agent_hears_who_the_callback_is_for_then_its_note_then_the_ri
         leg = await bed.rec.wait(customer_leg(number), 15, what="the customer's leg")
         target = str(note.data["playback"]["target_uri"])
         assert target.startswith("channel:") and not target.endswith(leg.channel_id)
-        heard = [str(e.data["playback"]["media_uri"]).rsplit("/", 1)[-1]
-                 for e in bed.rec.find(lambda e: e.type in ("PlaybackStarted",
-                                                            "PlaybackContinuing"))
-                 if e.data["playback"]["target_uri"] == target]
-        # Who it is for, the note, and only then the ring tone.
+        # Who it is for, the note, and only then (the dial) the ring tone.
+        assert note.seq < leg.seq, bed.context()
+        await bed.rec.wait(lambda e: ari("PlaybackStarted")(e) and e.data["playback"][
+            "media_uri"] == "tone:ring" and e.data["playback"]["target_uri"] == target,
+            15, leg.seq, what="the ring tone to the agent")
+        heard = heard_on(bed.rec, target)
         assert heard[:3] == ["callback_whisper_owner", note_name(row).rsplit("/", 1)[-1],
-                             "tone:ring"], heard
+                             "ring"], heard
         await bed.row_becomes(row.id, lambda r: r.attempts >= 1 and r.state.value in (
             "retry", "expired", "pending"), 40, "the unanswered attempt ended")
 
