@@ -539,14 +539,16 @@ def systemd_unit(exe: str, config: str, user: str, state_dir: str = "/var/lib/no
         raise InstallError(f"user {user!r}: not a valid system user name")
     name = "nohold" if command == "run" else f"nohold-{command}"
     state = state_dir.rstrip("/")
-    pre = f"ExecStartPre={exe} -c {config} check\n" if command == "run" else ""
     managed = state.startswith("/var/lib/")
-    state_lines = (f"StateDirectory={state[len('/var/lib/'):]}\nStateDirectoryMode=0750\n"
+    # 0755: Asterisk (its own user) plays the prompts from <state>/prompts.
+    state_lines = (f"StateDirectory={state[len('/var/lib/'):]}\nStateDirectoryMode=0755\n"
                    if managed else "")
     return (
         f"# {name}.service, written by `nohold install --systemd`.\n"
         "# Restart=always: callers left inside a dead Stasis app hear silence until\n"
         "# nohold is back; the restarted nohold sends each of them to the fallback.\n"
+        "# `run` checks config, prompts, database and ARI itself before it starts; a route\n"
+        "# or queue that is missing (`nohold check`) does not keep it from starting.\n"
         "[Unit]\n"
         f"Description=nohold {command}: ARI applications for Asterisk\n"
         "After=network-online.target asterisk.service\n"
@@ -556,7 +558,6 @@ def systemd_unit(exe: str, config: str, user: str, state_dir: str = "/var/lib/no
         f"User={user}\n"
         f"Group={user}\n"
         "EnvironmentFile=-/etc/nohold/secrets.env\n"
-        f"{pre}"
         f"ExecStart={exe} -c {config} {command}\n"
         "KillSignal=SIGTERM\n"
         "TimeoutStopSec=20\n"

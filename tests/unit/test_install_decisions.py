@@ -158,7 +158,6 @@ def test_routes_file_never_ends_in_silence():
 def test_systemd_unit_for_a_virtualenv():
     unit = systemd_unit("/opt/nohold/.venv/bin/nohold", "/etc/nohold/nohold.toml", "nohold")
     assert "ExecStart=/opt/nohold/.venv/bin/nohold -c /etc/nohold/nohold.toml run\n" in unit
-    assert "ExecStartPre=/opt/nohold/.venv/bin/nohold -c /etc/nohold/nohold.toml check" in unit
     for line in ("User=nohold", "Restart=always", "StateDirectory=nohold",
                  "ReadWritePaths=/var/lib/nohold"):
         assert line + "\n" in unit
