@@ -62,7 +62,8 @@ async def test_install_check_call_uninstall(admin_box: Sandbox, tmp_path: Path) 
         "database": {"url": f"sqlite:///{tmp_path}/nohold.db"},
         "prompts": {"dir": str(box.prompts_dir), "asterisk_dir": box.in_asterisk(box.prompts_dir)},
     }))
-    build_prompts(PromptSettings(dir=box.prompts_dir))
+    built = build_prompts(PromptSettings(dir=box.prompts_dir))
+    notice = next(p.seconds for p in built if p.name == "notice")
     rx = " ".join(box.asterisk_rx())
 
     result = nohold(config, "install", "--asterisk-etc", str(etc), "--yes", "--asterisk-rx", rx)
@@ -106,8 +107,8 @@ async def test_install_check_call_uninstall(admin_box: Sandbox, tmp_path: Path) 
         await proc.wait_ready(box)
         # The DID 100 as the admin routed it (from-pstn, or FreePBX's inbound route);
         # 1 after the notice, while the menu plays: the tech queue.
-        call = await arun_sipp_call(box, "100", digits="1", settle_seconds=5.0,
-                                    hold_seconds=4)
+        call = await arun_sipp_call(box, "100", digits="1", settle_seconds=notice + 1.0,
+                                    hold_seconds=8)
         assert call.returncode == 0, call.stderr
         await events.find(lambda e: e["type"] == "ChannelUserevent"
                           and e["eventname"] == "NoholdAgentAnswered", timeout=20)
