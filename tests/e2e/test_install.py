@@ -99,6 +99,18 @@ async def test_install_check_call_uninstall(admin_box: Sandbox, tmp_path: Path) 
                   "2 queues in app_queue", "http: sessionlimit 100", "prompts: Asterisk played"):
         assert words in checked.stdout, checked.stdout
 
+    # A route to a queue Asterisk lacks: check names it and says what to add.
+    extra = config.parent / "conf.d" / "zz-missing-queue.toml"
+    extra.write_text('[ivr]\nfallback = "queue:sales"\n')
+    missing = nohold(config, "check")
+    extra.unlink()
+    assert missing.returncode != 0
+    for words in ("queue 'sales' does not exist in app_queue", "add to queues.conf `[sales]`",
+                  "routes: queue:sales goes to nohold-queues,sales,1, which is not in the "
+                  "dialplan: add to [nohold-queues] in your routes file: "
+                  "`exten => sales,1,Queue(sales,t,,,600)`"):
+        assert words in missing.stderr, missing.stderr
+
     proc = NoholdProcess(config=config, log_path=tmp_path / "nohold.log")
     events = Events(client_for(box, "install-events"))
     try:

@@ -88,3 +88,25 @@ def test_a_tree_that_is_not_asterisks_is_refused(tmp_path):
     shutil.move(etc / "manager.conf", tmp_path / "elsewhere.conf")
     with pytest.raises(InstallFailed, match="manager.conf is not in"):
         install(options(tmp_path, etc), lambda s: None, lambda q: True)
+
+
+def test_systemd_unit_is_written_for_this_nohold_and_removed_by_uninstall(tmp_path):
+    etc = make_tree(tmp_path)
+    units = tmp_path / "units"
+    out: list[str] = []
+    opts = options(tmp_path, etc, systemd=True, user="root", unit_dir=units,
+                   exe="/opt/nohold/bin/nohold")
+    assert install(opts, out.append, lambda q: False) == 0
+    unit = (units / "nohold.service").read_text()
+    assert f"ExecStart=/opt/nohold/bin/nohold -c {tmp_path}/nh/nohold.toml run\n" in unit
+    assert "User=root\n" in unit and "Restart=always\n" in unit
+    run_uninstall(tmp_path / "nh" / "install", ["false"], out.append, True, lambda q: False)
+    assert not (units / "nohold.service").exists()
+
+
+def test_systemd_for_a_user_that_does_not_exist_says_how_to_create_it(tmp_path):
+    etc = make_tree(tmp_path)
+    opts = options(tmp_path, etc, systemd=True, user="nohold-no-such-user",
+                   unit_dir=tmp_path / "units", exe="/opt/nohold/bin/nohold")
+    with pytest.raises(InstallFailed, match="useradd --system"):
+        install(opts, lambda s: None, lambda q: True)
