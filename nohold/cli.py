@@ -84,6 +84,15 @@ def check(ctx: click.Context) -> None:
                    "(bearer token set)")
     for line in report.feature_lines:
         click.echo(line)
+    # Not at every start (`run` shares the checks above): a missing route or queue is
+    # the admin's to fix, and nohold still sends those callers to the fallback.
+    from ari_apps.ivr.route_check import check_routes_exist
+    from nohold.feature import CheckFailed
+
+    try:
+        click.echo(asyncio.run(check_routes_exist(settings)))
+    except CheckFailed as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -146,6 +155,86 @@ def db_upgrade(ctx: click.Context) -> None:
     except Exception as exc:  # noqa: BLE001 - show the driver's words, not a traceback
         raise click.ClickException(f"database {settings.database.url!r}: {exc}") from None
     click.echo(f"database at schema {head_revision()}")
+
+
+DEFAULT_CONFIG = Path("/etc/nohold/nohold.toml")
+
+
+def _install_state(config: Path) -> Path:
+    return config.parent / "install"
+
+
+@main.command()
+@click.option("--asterisk-etc", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("/etc/asterisk"), show_default=True,
+              help="Asterisk's config directory.")
+@click.option("--dry-run", is_flag=True, help="Show the changes; write nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask before writing.")
+@click.option("--operator", default="PJSIP/operator", show_default=True,
+              help="Dial string of the person the routes file sends callers to when no one "
+                   "else answers (only when install writes the routes file).")
+@click.option("--ari-user", default="nohold", show_default=True)
+@click.option("--ami-user", default="nohold", show_default=True)
+@click.option("--asterisk-rx", default="asterisk -rx", show_default=True,
+              help="How to run an Asterisk CLI command, e.g. \"docker exec pbx asterisk -rx\".")
+@click.option("--systemd", is_flag=True,
+              help="Also write /etc/systemd/system/nohold.service for this nohold.")
+@click.option("--user", default="nohold", show_default=True,
+              help="The system user the service runs as (--systemd).")
+@click.option("--unit-dir", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("/etc/systemd/system"), show_default=True)
+@click.pass_context
+def install(ctx: click.Context, asterisk_etc: Path, dry_run: bool, yes: bool, operator: str,
+            ari_user: str, ami_user: str, asterisk_rx: str, systemd: bool, user: str,
+            unit_dir: Path) -> None:
+    """Prepare an existing Asterisk for nohold: its dialplan, ARI and AMI users (with
+    generated secrets in nohold's conf.d), shown as a diff first; backups kept."""
+    import shlex
+
+    from ari_apps.ivr.settings import IvrSettings
+    from dialplan import NOHOLD_CONF
+    from nohold.decisions.install import routes_conf
+    from nohold.install.run import InstallFailed, InstallOptions, nohold_exe
+    from nohold.install.run import install as run_install
+
+    config: Path = ctx.obj["config"] or DEFAULT_CONFIG
+    settings = _settings(ctx) if config.exists() else registry.load_settings(None)
+    ivr = settings.section(IvrSettings)
+    routes = [o.route for m in ivr.menus.values() for o in m.options.values()] + [ivr.fallback]
+    queues = list(dict.fromkeys(r.target for r in routes if r.kind == "queue"))
+    people = list(dict.fromkeys(r.target for r in routes if r.kind == "person"))
+    r = settings.routes
+    opts = InstallOptions(
+        asterisk_etc=asterisk_etc.resolve(), config=config.resolve(),
+        state_dir=_install_state(config.resolve()), dialplan=NOHOLD_CONF.read_text(),
+        routes=routes_conf(queues, people, operator, r.queue_context, r.person_context),
+        route_contexts=(r.queue_context, r.person_context), rx=shlex.split(asterisk_rx),
+        ari_user=ari_user, ami_user=ami_user, dry_run=dry_run, yes=yes, systemd=systemd,
+        user=user, unit_dir=unit_dir, exe=nohold_exe())
+    try:
+        code = run_install(opts, click.echo, lambda q: click.confirm(q, default=False))
+    except InstallFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask before restoring.")
+@click.option("--asterisk-rx", default="asterisk -rx", show_default=True)
+@click.pass_context
+def uninstall(ctx: click.Context, yes: bool, asterisk_rx: str) -> None:
+    """Undo `nohold install`: every file it changed back as it was, the ones it created gone."""
+    import shlex
+
+    from nohold.install.run import InstallFailed, run_uninstall
+
+    config: Path = ctx.obj["config"] or DEFAULT_CONFIG
+    try:
+        code = run_uninstall(_install_state(config.resolve()), shlex.split(asterisk_rx),
+                             click.echo, yes, lambda q: click.confirm(q, default=False))
+    except InstallFailed as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 @main.group()

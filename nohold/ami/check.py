@@ -17,9 +17,17 @@ from dataclasses import dataclass, field
 from dialplan import NOHOLD_CONF
 from nohold.ami.client import AmiAuthError, AmiClient, AmiError, AmiErrorResponse, list_fields
 from nohold.ami.settings import SECRET_ENV, AmiSettings
+from nohold.decisions.install import (
+    DEFAULT_SESSION_LIMIT,
+    session_limit_from_lines,
+    session_limit_problem,
+)
 
 NOHOLD_CONTEXTS = ("nohold-inbound", "nohold-ivr")
 NEEDED_READ = ("system", "agent")
+# What nohold's dialplan and applications need loaded (ModuleCheck needs write=system).
+NEEDED_MODULES = ("res_ari", "res_stasis", "app_stasis", "res_agi", "app_queue",
+                  "res_http_websocket")
 _BOOT_WAIT = 3.0  # a booted Asterisk sends FullyBooted right after the login
 
 
@@ -123,6 +131,77 @@ async def _check_read_perms(client: AmiClient, user: str, report: AmiCheckReport
         report.notes.append(f"ami: read permissions include {','.join(NEEDED_READ)}")
 
 
+async def _check_modules(client: AmiClient, user: str, modules: Sequence[str],
+                         report: AmiCheckReport) -> None:
+    missing = []
+    for module in modules:
+        try:
+            await client.action("ModuleCheck", {"Module": module})
+        except AmiErrorResponse as exc:
+            if "Permission denied" in str(exc):
+                report.notes.append(f"modules: not verified (ModuleCheck needs write=system "
+                                    f"for [{user}])")
+                return
+            missing.append(module)
+    if missing:
+        report.problems.append(
+            "modules: not loaded in Asterisk: " + ", ".join(missing) + ": remove their "
+            "`noload =>` lines from modules.conf (or add `load => <name>.so`) and run "
+            + "; ".join(f"`module load {m}.so`" for m in missing))
+    else:
+        report.notes.append(f"modules: loaded ({', '.join(modules)})")
+
+
+async def check_routes(settings: AmiSettings, locations: Sequence[tuple[str, str, str]],
+                       queues: Sequence[str],
+                       modules: Sequence[str] = NEEDED_MODULES) -> AmiCheckReport:
+    """For `nohold check` only (not at every start): the modules nohold needs are loaded,
+    every route (name, context, exten) exists in the dialplan and every queue in
+    app_queue; each missing one with the exact thing to add."""
+    report = AmiCheckReport()
+    client = AmiClient(settings)
+    try:
+        try:
+            await client.connect_once()
+        except AmiError as exc:
+            report.problems.append(f"routes: not checked, AMI login failed ({exc})")
+            return report
+        await _check_modules(client, settings.user, modules, report)
+        for name, context, exten in locations:
+            try:
+                await client.action("ShowDialPlan", {"Context": context, "Extension": exten})
+            except AmiErrorResponse as exc:
+                if "Permission denied" in str(exc):
+                    report.problems.append(f"routes: not checked: add write = reporting to "
+                                           f"[{settings.user}] in manager.conf")
+                    return report
+                kind, _, target = name.partition(":")
+                line = (f"exten => {exten},1,Queue({target},t,,,600)" if kind == "queue"
+                        else f"exten => {exten},1,Dial(PJSIP/{exten},30)")
+                report.problems.append(
+                    f"routes: {name} goes to {context},{exten},1, which is not in the "
+                    f"dialplan: add to [{context}] in your routes file: `{line}`, then "
+                    "`dialplan reload`")
+        for queue in queues:
+            try:
+                result = await client.action("QueueStatus", {"Queue": queue})
+            except AmiErrorResponse as exc:
+                report.problems.append(f"queues: QueueStatus {queue} failed ({exc})")
+                continue
+            if not any(f.get("Event") == "QueueParams" for f in list_fields(result)):
+                report.problems.append(
+                    f"queues: queue {queue!r} does not exist in app_queue (callers would hear "
+                    f"'Unable to join queue'): add to queues.conf `[{queue}]` with "
+                    "`strategy = ringall` and a `member => PJSIP/<agent>` line, then "
+                    "`module reload app_queue.so`")
+        if not report.problems:
+            report.notes.append(f"routes: {len(locations)} in the dialplan, "
+                                f"{len(queues)} queues in app_queue")
+    finally:
+        await client.close()
+    return report
+
+
 async def _check_app_queue(client: AmiClient, report: AmiCheckReport) -> None:
     try:
         result = await client.action("QueueSummary")
@@ -162,11 +241,6 @@ async def _check_context(
     report.notes.append(f"dialplan: [{context}] loaded ({len(entries)} priorities)")
 
 
-# Asterisk's http.conf default: every ARI WebSocket and kept-alive REST connection
-# of every HTTP user counts against it.
-DEFAULT_SESSION_LIMIT = 100
-
-
 async def _check_http_sessions(
     client: AmiClient, user: str, need: int, report: AmiCheckReport
 ) -> None:
@@ -181,19 +255,13 @@ async def _check_http_sessions(
             f"{DEFAULT_SESSION_LIMIT}) above that plus your other HTTP/ARI users"
         )
         return
-    limit = DEFAULT_SESSION_LIMIT
-    for message in list_fields(result):
-        for key, value in message.items():
-            if key.startswith("Line-") and str(value).replace(" ", "").startswith(
-                    "sessionlimit="):
-                raw = str(value).split("=", 1)[1].strip()
-                limit = int(raw) if raw.isdigit() else DEFAULT_SESSION_LIMIT
+    lines = [str(value) for message in list_fields(result)
+             for key, value in message.items() if key.startswith("Line-")]
+    limit = session_limit_from_lines(lines)
     line = (f"http: sessionlimit {limit}, nohold holds at most {need} sessions "
             f"(its ARI pool and one WebSocket per ARI app)")
-    if limit < need + 10:
-        report.problems.append(
-            f"{line}: too tight, calls would fail when your other HTTP users connect; "
-            f"raise sessionlimit in http.conf [general] to at least {need + 10}"
-        )
+    problem = session_limit_problem(limit, need)
+    if problem:
+        report.problems.append(f"{line}: {problem}")
     else:
         report.notes.append(line)

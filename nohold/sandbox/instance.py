@@ -41,6 +41,11 @@ _STATE_FILE = "instance.json"  # inside the run dir; used to reap orphans
 _EXTRA_DIALPLAN = "nohold-sandbox-extra.conf"
 _EXTRA_PJSIP = "pjsip-sandbox-extra.conf"
 _LOG_FILE = "asterisk.out"
+# `layout`s of start_sandbox(): the sandbox's own config with nohold's files, or an
+# admin's tree without them (templates/<layout>/ over the sandbox's base, minus nohold's
+# files), for `nohold install` to prepare.
+LAYOUTS = ("nohold", "stock", "freepbx")
+_NOHOLD_FILES = ("nohold-sandbox-routes.conf", _EXTRA_DIALPLAN, _EXTRA_PJSIP)
 
 # Instances started (not detached) by this process; stopped at exit.
 _OWNED: dict[int, Sandbox] = {}
@@ -71,6 +76,16 @@ class Sandbox:
     def prompts_dir(self) -> Path:
         """Where nohold writes prompt audio so this Asterisk can play it."""
         return self.run_dir / "prompts"
+
+    @property
+    def etc_dir(self) -> Path:
+        """Its Asterisk config directory (host path)."""
+        return self.run_dir / "etc"
+
+    def asterisk_rx(self) -> list[str]:
+        """The command that runs one CLI command in it (`asterisk -rx` in its root)."""
+        cmd = [ASTERISK_BIN, "-C", self.in_asterisk(self.conf_path), "-rx"]
+        return cmd if _is_host_root(self.root) else ["chroot", str(self.root), *cmd]
 
     @property
     def conf_path(self) -> Path:
@@ -191,6 +206,7 @@ def start_sandbox(
     *,
     detach: bool = False,
     extra_config: Mapping[str, str] | None = None,
+    layout: str = "nohold",
 ) -> Sandbox:
     """Start a private Asterisk and wait until it is fully booted and ARI answers.
 
@@ -203,7 +219,14 @@ def start_sandbox(
     `detach=True` is for `nohold sandbox up`: the instance outlives this process
     and must be stopped with Sandbox.load(state).stop(). Otherwise it is stopped
     at exit and reaped by a later start if this process is killed.
+
+    `layout="stock"` (or `"freepbx"`, a tree shaped like FreePBX's generated files)
+    starts Asterisk on an admin's config tree without nohold's files, no ARI user and
+    no AMI user (the sandbox's passwords do not work until `nohold install` adds its
+    own): readiness is then `core waitfullybooted` alone.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: one of {', '.join(LAYOUTS)}")
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         # it names a directory, and the control socket path must stay under 108 bytes
         raise ValueError(f"sandbox name {name!r}: use 1-64 of A-Z a-z 0-9 _ . -")
@@ -234,7 +257,7 @@ def start_sandbox(
         pid=0,
     )
     try:
-        _write_config(sb, extra_dialplan, extra_config or {})
+        _write_config(sb, extra_dialplan, extra_config or {}, layout)
         cmd = [ASTERISK_BIN, "-C", sb.in_asterisk(sb.conf_path), "-f", "-n"]
         if not _is_host_root(root):
             cmd = ["chroot", str(root), *cmd]
@@ -254,7 +277,7 @@ def start_sandbox(
         if not detach:
             _OWNED[id(sb)] = sb
         started = time.monotonic()
-        _wait_booted(sb)
+        _wait_booted(sb, ari=layout == "nohold")
         log(f"sandbox {name!r} ready in {time.monotonic() - started:.1f}s at {sb.ari_url}")
         return sb
     except BaseException:
@@ -303,7 +326,8 @@ def _write_state(sb: Sandbox, detached: bool) -> None:
     (sb.run_dir / _STATE_FILE).write_text(json.dumps(st))
 
 
-def _write_config(sb: Sandbox, extra_dialplan: str, extra_config: Mapping[str, str]) -> None:
+def _write_config(sb: Sandbox, extra_dialplan: str, extra_config: Mapping[str, str],
+                  layout: str = "nohold") -> None:
     values = {
         "RUN": sb.in_asterisk(sb.run_dir),
         "NAME": sb.name,
@@ -323,13 +347,20 @@ def _write_config(sb: Sandbox, extra_dialplan: str, extra_config: Mapping[str, s
         return text
 
     etc = sb.run_dir / "etc"
+    if layout != "nohold":
+        if extra_dialplan or extra_config:
+            raise ValueError("extra_dialplan/extra_config need the sandbox's own layout")
+        templates = {t.name: t for t in TEMPLATES.glob("*.conf") if t.name not in _NOHOLD_FILES}
+        for overlay in ("stock", layout):
+            templates.update({t.name: t for t in (TEMPLATES / overlay).glob("*.conf")})
+        for name, tpl in sorted(templates.items()):
+            (etc / name).write_text(fill(tpl.read_text()))
+        _copy_indications(sb, etc)
+        return
     for tpl in sorted(TEMPLATES.glob("*.conf")):
         (etc / tpl.name).write_text(fill(tpl.read_text()))
     shutil.copyfile(NOHOLD_CONF, etc / "nohold.conf")
-    # Tones (ringback, busy) per country: the package's file, when the root has one.
-    indications = Path(sb.root, "etc", "asterisk", "indications.conf")
-    if indications.is_file():
-        shutil.copyfile(indications, etc / "indications.conf")
+    _copy_indications(sb, etc)
     if extra_dialplan:
         with open(etc / _EXTRA_DIALPLAN, "a") as f:
             f.write("\n" + fill(extra_dialplan).strip("\n") + "\n")
@@ -340,8 +371,15 @@ def _write_config(sb: Sandbox, extra_dialplan: str, extra_config: Mapping[str, s
             f.write("\n" + fill(text).strip("\n") + "\n")
 
 
-def _wait_booted(sb: Sandbox) -> None:
-    """Wait for `core waitfullybooted` and a working ARI login; never a fixed sleep."""
+def _copy_indications(sb: Sandbox, etc: Path) -> None:
+    # Tones (ringback, busy) per country: the package's file, when the root has one.
+    indications = Path(sb.root, "etc", "asterisk", "indications.conf")
+    if indications.is_file():
+        shutil.copyfile(indications, etc / "indications.conf")
+
+
+def _wait_booted(sb: Sandbox, ari: bool = True) -> None:
+    """Wait for `core waitfullybooted` and (`ari`) a working ARI login; never a sleep."""
     deadline = time.monotonic() + BOOT_TIMEOUT
     ctl = sb.run_dir / "run" / "asterisk.ctl"
     booted = False
@@ -357,6 +395,8 @@ def _wait_booted(sb: Sandbox) -> None:
                 booted = proc.returncode == 0 and "fully booted" in proc.stdout
             except subprocess.TimeoutExpired:
                 pass
+        if booted and not ari:
+            return
         if booted:
             status = _ari_status(sb)
             if status == 200:

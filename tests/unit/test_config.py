@@ -111,10 +111,21 @@ def test_the_shipped_systemd_unit_restarts_always_and_runs_real_commands():
     unit.read(ROOT / "config" / "nohold.service")
     service = unit["Service"]
     assert (service["Restart"], service["RestartSec"]) == ("always", "1")
-    for key in ("ExecStartPre", "ExecStart"):
-        argv = shlex.split(service[key])
-        assert argv[1:3] == ["-c", "/etc/nohold/nohold.toml"]
-        assert argv[3] in main.commands, f"{key}: no `nohold {argv[3]}` command"
+    argv = shlex.split(service["ExecStart"])
+    assert argv[1:3] == ["-c", "/etc/nohold/nohold.toml"]
+    assert argv[3] in main.commands, f"ExecStart: no `nohold {argv[3]}` command"
+    # `run` checks before it starts; `check` also fails on a missing queue, which must
+    # not keep nohold from starting (those callers go on to the operator).
+    assert "ExecStartPre" not in service
+    # The example is what `nohold install --systemd` writes for a system-wide pip install.
+    from nohold.decisions.install import systemd_unit
+
+    generated = configparser.ConfigParser(strict=False, interpolation=None)
+    generated.optionxform = str  # type: ignore[assignment,method-assign]
+    generated.read_string(systemd_unit("/usr/local/bin/nohold", "/etc/nohold/nohold.toml",
+                                       "nohold"))
+    for key in ("ExecStart", "User", "Restart", "RestartSec", "StateDirectory"):
+        assert generated["Service"][key] == service[key], key
 
 
 def test_shipped_watchdog_unit_restarts_always_and_runs_the_watchdog_command() -> None:
