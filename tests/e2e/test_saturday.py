@@ -163,12 +163,12 @@ def texted(smsc: Smsc) -> list[str]:
 
 
 def heard_on(rec: AsteriskEvents, target: str) -> list[str]:
-    """What a channel was played, in order (a playback of several media is one
-    PlaybackStarted, then a PlaybackContinuing per further medium; an event the
-    recorder got twice, through two subscriptions, counts once)."""
+    """What a channel was played, in order: a PlaybackStarted per medium (a playback
+    of several media also says PlaybackContinuing as each one ends); an event the
+    recorder got twice, through two subscriptions, counts once."""
     seen: set[tuple[str, str, str]] = set()
     heard = []
-    for e in rec.find(lambda e: e.type in ("PlaybackStarted", "PlaybackContinuing")):
+    for e in rec.find(lambda e: e.src == "ari" and e.type == "PlaybackStarted"):
         p = e.data["playback"]
         key = (str(p["id"]), e.type, str(p["media_uri"]))
         if p["target_uri"] == target and key not in seen:
@@ -363,13 +363,14 @@ async def test_resolved_on_monday_is_called_back_on_wednesday_agent_first_and_no
             e.data["playback"]["media_uri"]).endswith("/callback_whisper_owner"))
         assert owner, bed.context()
         target = str(owner[0].data["playback"]["target_uri"])
-        heard = heard_on(bed.rec, target)
-        assert heard[:2] == ["callback_whisper_owner", note_name_of(row)], heard
+        note = await bed.rec.wait(
+            lambda e: ari("PlaybackFinished")(e) and e.data["playback"]["target_uri"] == target
+            and str(e.data["playback"]["media_uri"]).endswith(f"/{note_name_of(row)}"),
+            15, owner[0].seq, what="the note read to the agent")
+        assert heard_on(bed.rec, target)[:2] == ["callback_whisper_owner", note_name_of(row)]
         # ...and the whole of it before the customer's phone rang (a note is not cut
         # short by a quick answer).
-        whispered = bed.rec.find(lambda e: ari("PlaybackFinished")(e)
-                                 and e.data["playback"]["target_uri"] == target)
-        assert whispered and whispered[0].seq < leg.seq, bed.context()
+        assert note.seq < leg.seq, bed.context()
         await bed.row_becomes(row.id, lambda r: r.attempts == 1, 20, "the attempt")
 
         # The agent records "not fixed": the ticket reopens and jan is texted again.
