@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 
-from agi_scripts.fastagi import AgiRequest
+from agi_scripts.agi import Agi
 from nohold.calendar.settings import NAME, Clock, utc_now
 from nohold.decisions.hours import ascii_label
 from nohold.feature import Calendars
@@ -33,7 +33,7 @@ class HoursRoute:
         self.calendars = calendars
         self._now = now
 
-    async def __call__(self, agi: AgiRequest) -> None:
+    async def __call__(self, agi: Agi) -> None:
         name = (agi.args[0] if agi.args else "") or self.calendars.default
         if not NAME.match(name):
             log.warning("agi_bad_input peer=%s route=hours calendar=%r", agi.peer, name[:40])
