@@ -61,6 +61,7 @@ class AsteriskLines:
         self._buffer = b""
         self.deadline: float | None = None
         self.command = "environment"
+        self._limit = 0.0
 
     def readline(self) -> bytes:
         while b"\n" not in self._buffer:
@@ -82,8 +83,6 @@ class AsteriskLines:
         self.command = command
         self._limit = seconds
         self.deadline = time.monotonic() + seconds
-
-    _limit: float = 0.0
 
 
 class _Discard:

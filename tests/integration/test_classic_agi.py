@@ -175,3 +175,14 @@ def test_arguments():
             parse_argv(bad)
     assert config_path(None, {"NOHOLD_CONFIG": "/a.toml"}) == Path("/a.toml")
     assert config_path(Path("/b.toml"), {"NOHOLD_CONFIG": "/a.toml"}) == Path("/b.toml")
+
+
+def test_the_command_is_installed_as_nohold_agi():
+    import tomllib
+
+    from nohold import agi_cli
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+                              .read_text())
+    assert pyproject["project"]["scripts"]["nohold-agi"] == "nohold.agi_cli:main"
+    assert callable(agi_cli.main)
