@@ -63,7 +63,8 @@ class PartnerRouter:
 
 
 class PartnerRoute:
-    """FastAGI `partner`: sets the variables `[nohold-partner]` dials the partner with.
+    """AGI `partner` (FastAGI, or classic `AGI(nohold-agi,partner)`): sets the variables
+    `[nohold-partner]` dials the partner with.
 
         same => n,AGI(agi://127.0.0.1:4573/hours)
         same => n,GotoIf($["${NOHOLD_OPEN}" = "0"]?closed)

@@ -1,7 +1,8 @@
-"""FastAGI `hours`: the dialplan asks whether a business calendar is open now.
+"""AGI `hours`: the dialplan asks whether a business calendar is open now.
 
     same => n,AGI(agi://127.0.0.1:4573/hours)            ; the default calendar
     same => n,AGI(agi://127.0.0.1:4573/hours,callbacks)  ; a named one
+    same => n,AGI(nohold-agi,hours,callbacks)            ; the same, as classic AGI
     same => n,GotoIf($["${NOHOLD_OPEN}" = "0"]?closed,1)
 
 Sets NOHOLD_OPEN (1 or 0), NOHOLD_CLOSED_REASON (empty when open; else weekend,

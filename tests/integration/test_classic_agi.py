@@ -156,6 +156,16 @@ async def test_hours_sets_what_the_fastagi_route_sets(config):
         "NOHOLD_AGI_STATUS") == "UNKNOWN_CALENDAR"
 
 
+async def test_partner_sets_the_trunk_and_headers_when_afterhours_is_enabled(config):
+    config.write_text(config.read_text() + '[afterhours]\nenabled = true\n'
+                      'trunks = ["partner"]\n')
+    run = await agi(["-c", str(config), "partner"])
+    assert run.code == 0, run.stderr
+    assert run.set("NOHOLD_PARTNER_DIAL1") == "PJSIP/partner"
+    assert run.set("NOHOLD_PARTNER_PROMPT") == "/snd/partner_intro"
+    assert run.set("NOHOLD_AGI_STATUS") == "OK"
+
+
 async def test_a_silent_asterisk_costs_one_command_timeout(config):
     started = asyncio.get_running_loop().time()
     run = await agi(["-c", str(config), "hours"],
