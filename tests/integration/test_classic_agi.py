@@ -196,3 +196,30 @@ def test_the_command_is_installed_as_nohold_agi():
                               .read_text())
     assert pyproject["project"]["scripts"]["nohold-agi"] == "nohold.agi_cli:main"
     assert callable(agi_cli.main)
+
+
+async def test_classic_agi_serves_the_routes_fastagi_serves_with_the_same_handlers(config):
+    """The FastAGI routes come from the features' start(); nohold-agi builds its own over
+    what its process opens: the same names, the same handler classes."""
+    import aiohttp
+
+    from agi_scripts import notice_once
+    from ari_apps.afterhours import feature as afterhours
+    from nohold import agi_cli, registry
+    from nohold.calendar import feature as calendar
+    from nohold.feature import ServiceContext
+
+    config.write_text(config.read_text() + "[afterhours]\nenabled = true\n")
+    settings = registry.load_settings(config, env={})
+    engine = make_engine(settings.database.url)
+    async with aiohttp.ClientSession() as http:
+        ctx = ServiceContext(settings, engine, NoticeLedger(engine), {}, http)
+        fastagi = {}
+        for feature in (calendar, afterhours, notice_once):
+            fastagi.update(feature.FEATURE.start(ctx).agi_routes)
+        classic = {}
+        for name, build in agi_cli.routes(settings).items():
+            async with build(settings, engine) as route:
+                classic[name] = type(route)
+    await engine.dispose()
+    assert {name: type(route) for name, route in fastagi.items()} == classic
