@@ -11,6 +11,11 @@ read the channel's linkedid over ARI too. A forger controls only its own socket:
 
 Cost: one AGI round trip, and two ARI GETs sent together (one HTTP round trip on
 loopback, about a millisecond).
+
+Classic AGI (`nohold-agi`) needs no such proof: Asterisk itself started the process
+for the channel, on pipes only Asterisk holds (`asterisk_child`). Whoever could run
+it by hand with a forged environment needs nohold's config and database, and could
+write the ledger directly: there the boundary is those files' permissions.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agi_scripts.fastagi import AgiRequest
+from agi_scripts.agi import Agi
 from ari_apps.ari_client import AriError, AriNotFound
 
 NONCE_VARIABLE = "NOHOLD_AGI_NONCE"
@@ -48,8 +53,31 @@ class Proof:
     reason: str = ""
 
 
+class ChannelProof(Protocol):
+    """How a route learns that the session is Asterisk running this channel of this
+    call (`channel_id` and `call_id` already checked ids)."""
+
+    async def __call__(self, agi: Agi, channel_id: str, call_id: str) -> Proof: ...
+
+
+@dataclass(frozen=True)
+class AriProof:
+    """FastAGI: a nonce set over the AGI socket, read back over ARI."""
+
+    ari: Ari
+    timeout: float
+
+    async def __call__(self, agi: Agi, channel_id: str, call_id: str) -> Proof:
+        return await prove_channel(agi, self.ari, channel_id, call_id, self.timeout)
+
+
+async def asterisk_child(agi: Agi, channel_id: str, call_id: str) -> Proof:
+    """Classic AGI: the process is Asterisk's child, on its stdin and stdout."""
+    return Proof(Verdict.PROVEN, "asterisk_child")
+
+
 async def prove_channel(
-    agi: AgiRequest, ari: Ari, channel_id: str, call_id: str, timeout: float
+    agi: Agi, ari: Ari, channel_id: str, call_id: str, timeout: float
 ) -> Proof:
     """`channel_id` (agi_uniqueid) and `call_id` must already be checked ids."""
     nonce = secrets.token_hex(16)

@@ -17,12 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlsplit
 
 from panoramisk.utils import parse_agi_result
 
+from agi_scripts.agi import (
+    DEFAULT_COMMAND_TIMEOUT,
+    AgiBadPeer,
+    AgiError,
+    AgiHangup,
+    AgiInvalidCommand,
+    AgiTimeout,
+    AgiUsageError,
+    Route,
+    check_command,
+    dispatch,
+    quote,
+    variable_value,
+    verb,
+)
 from nohold import logs
 from nohold.decisions.peers import LOOPBACK, Network, peer_allowed
 
@@ -33,41 +47,17 @@ MAX_HEADER_LINES = 200
 # Longest line read from a peer (asyncio's default, stated). Asterisk's header and
 # result lines are far shorter; a longer one is a bad peer, not a request.
 LINE_LIMIT = 64 * 1024
-DEFAULT_COMMAND_TIMEOUT = 5.0
 
-
-class AgiError(Exception):
-    pass
-
-
-class AgiHangup(AgiError):
-    """The channel hung up (inline HANGUP, result=-1 hangup, 511, or the socket closed)."""
-
-
-class AgiInvalidCommand(AgiError):
-    """510: Asterisk does not know the command."""
-
-
-class AgiUsageError(AgiError):
-    """520: the command's arguments are wrong."""
-
-
-class AgiBadPeer(AgiError):
-    """The peer broke the protocol (a line too long): close it, it is not Asterisk."""
-
-
-class AgiTimeout(AgiError):
-    """The peer did not answer a command in time."""
-
-    def __init__(self, command: str, seconds: float) -> None:
-        super().__init__(f"{command}: no answer within {seconds:g}s")
-        self.command = command
-        self.seconds = seconds
+# The errors and the route's view live in agi_scripts/agi.py (shared with classic AGI);
+# named here too for the modules that import them from the server.
+__all__ = ["AgiBadPeer", "AgiError", "AgiHangup", "AgiInvalidCommand", "AgiRequest",
+           "AgiTimeout", "AgiUsageError", "FastAgiServer", "Route"]
 
 
 @dataclass
 class AgiRequest:
-    """One FastAGI connection: the agi_* environment, the route's arguments, and commands."""
+    """One FastAGI connection (an `Agi`): the agi_* environment, the route's arguments,
+    and commands."""
 
     env: dict[str, str]
     script: str
@@ -86,14 +76,13 @@ class AgiRequest:
     async def command(self, line: str, extra_seconds: float = 0.0) -> dict[str, object]:
         """Send one command and wait, at most command_timeout (+ extra_seconds for a
         command that plays something), for its result."""
-        if "\n" in line or "\r" in line:
-            raise AgiUsageError(f"newline in AGI command {line!r}")
+        check_command(line)
         limit = self.command_timeout + extra_seconds
         try:
             async with asyncio.timeout(limit):
                 return await self._command(line)
         except TimeoutError:
-            raise AgiTimeout(_verb(line), limit) from None
+            raise AgiTimeout(verb(line), limit) from None
 
     async def _command(self, line: str) -> dict[str, object]:
         self.writer.write(line.encode() + b"\n")
@@ -134,14 +123,10 @@ class AgiRequest:
                 return
 
     async def get_variable(self, name: str) -> str:
-        result = await self.command(f"GET FULL VARIABLE ${{{name}}}")
-        value = result.get("result", ("", ""))
-        if isinstance(value, tuple) and value[0] == "1":
-            return str(value[1])
-        return ""
+        return variable_value(await self.command(f"GET FULL VARIABLE ${{{name}}}"))
 
     async def set_variable(self, name: str, value: str) -> None:
-        await self.command(f'SET VARIABLE {name} "{_quote(value)}"')
+        await self.command(f'SET VARIABLE {name} "{quote(value)}"')
 
     async def stream_file(self, path: str, escape_digits: str = "",
                           max_seconds: float = 0.0) -> None:
@@ -149,24 +134,11 @@ class AgiRequest:
         await self.command(f'STREAM FILE {path} "{escape_digits}"', extra_seconds=max_seconds)
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _verb(line: str) -> str:
-    """The command without its arguments, for logs (arguments may hold values)."""
-    words = line.split()
-    return " ".join(words[:2]) if words[:1] in (["STREAM"], ["SET"], ["GET"]) else words[0]
-
-
 async def _readline(reader: asyncio.StreamReader) -> bytes:
     try:
         return await reader.readline()
     except ValueError:  # asyncio's "chunk exceed the limit", with the line discarded
         raise AgiBadPeer(f"a line longer than {LINE_LIMIT} bytes") from None
-
-
-Route = Callable[[AgiRequest], Awaitable[None]]
 
 
 class FastAgiServer:
@@ -234,36 +206,7 @@ class FastAgiServer:
                                        key=lambda k: int(k[8:]) if k[8:].isdigit() else 0)]
         request = AgiRequest(env, script, dict(parse_qsl(url.query)), args, reader, writer,
                              command_timeout=self.command_timeout, peer=peer)
-        route = self.routes.get(script)
-        if route is None:
-            log.error("fastagi_unknown_script script=%r channel=%s known=%s", script,
-                      request.channel, ",".join(sorted(self.routes)))
-            await _status(request, "UNKNOWN_SCRIPT")
-            return
-        try:
-            await route(request)
-        except AgiHangup:
-            log.info("fastagi_hangup script=%s channel=%s", script, request.channel)
-        except AgiTimeout as exc:
-            # Telling the dialplan would wait on the same silent peer again.
-            log.warning("fastagi_peer_timeout peer=%s script=%s channel=%s command=%s after=%gs",
-                        peer, script, request.channel, exc.command, exc.seconds)
-        except AgiBadPeer:
-            raise
-        except AgiError:
-            log.exception("fastagi_protocol_error script=%s channel=%s", script, request.channel)
-            await _status(request, "ERROR")
-        except Exception:
-            log.exception("fastagi_failed script=%s channel=%s", script, request.channel)
-            await _status(request, "ERROR")
-
-
-async def _status(request: AgiRequest, status: str) -> None:
-    """Tell the dialplan what happened, so it can branch on ${NOHOLD_AGI_STATUS}."""
-    try:
-        await request.set_variable("NOHOLD_AGI_STATUS", status)
-    except (AgiError, OSError):
-        pass
+        await dispatch(request, self.routes, script, "fastagi")
 
 
 def _peer_text(peername: object) -> str:

@@ -1,6 +1,7 @@
-"""FastAGI `notice_once`: the recording notice, once per call, for dialplans outside the IVR.
+"""AGI `notice_once`: the recording notice, once per call, for dialplans outside the IVR.
 
-    same => n,AGI(agi://127.0.0.1:4573/notice_once,${CHANNEL(linkedid)})
+    same => n,AGI(agi://127.0.0.1:4573/notice_once,${CHANNEL(linkedid)})   ; FastAGI
+    same => n,AGI(nohold-agi,notice_once)                                  ; classic AGI
 
 Shares the ARI IVR's ledger, so a call that heard the notice in the IVR does not
 hear it here, and the other way round. Sets NOHOLD_NOTICE to `played` or
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from agi_scripts.channel_proof import Ari, Verdict, prove_channel
-from agi_scripts.fastagi import AgiHangup, AgiRequest, AgiTimeout
+from agi_scripts.agi import Agi, AgiHangup, AgiTimeout
+from agi_scripts.channel_proof import AriProof, ChannelProof, Verdict
 from callbackdb.notice_ledger import NoticeLedger
 from nohold import logs
 from nohold.config import Settings
@@ -26,12 +27,13 @@ log = logging.getLogger("nohold.agi.notice")
 
 
 class NoticeOnce:
-    def __init__(self, settings: Settings, ledger: NoticeLedger, ari: Ari) -> None:
+    def __init__(self, settings: Settings, ledger: NoticeLedger, prove: ChannelProof) -> None:
         self.settings = settings
         self.ledger = ledger
-        self.ari = ari
+        # FastAGI: AriProof; classic AGI: asterisk_child (agi_scripts/channel_proof.py).
+        self.prove = prove
 
-    async def __call__(self, agi: AgiRequest) -> None:
+    async def __call__(self, agi: Agi) -> None:
         try:
             channel_id = check_id("agi_uniqueid", agi.env.get("agi_uniqueid", ""))
             check_channel("agi_channel", agi.env.get("agi_channel", ""))
@@ -44,8 +46,7 @@ class NoticeOnce:
         logs.call_id.set(call_id)
         caller = self._caller(agi)
 
-        proof = await prove_channel(agi, self.ari, channel_id, call_id,
-                                    self.settings.agi.command_timeout)
+        proof = await self.prove(agi, channel_id, call_id)
         if proof.verdict is Verdict.REFUSED:
             log.warning("agi_proof_failed peer=%s channel=%s reason=%s; not claiming the notice",
                         agi.peer, channel_id, proof.reason)
@@ -85,18 +86,18 @@ class NoticeOnce:
             self.ledger.record_soon(call_id, channel_id, outcome, reason)
         await self._played(agi)
 
-    async def _play(self, agi: AgiRequest) -> None:
+    async def _play(self, agi: Agi) -> None:
         await agi.command("ANSWER")
         await agi.stream_file(f"{self.settings.prompts.asterisk_path}/"
                               f"{self.settings.notice.prompt}",
                               max_seconds=self.settings.notice.max_seconds)
 
-    async def _played(self, agi: AgiRequest) -> None:
+    async def _played(self, agi: Agi) -> None:
         await agi.set_variable("__NOHOLD_NOTICE_PLAYED", "1")
         await agi.set_variable("NOHOLD_NOTICE", "played")
         await agi.set_variable("NOHOLD_AGI_STATUS", "OK")
 
-    def _caller(self, agi: AgiRequest) -> str:
+    def _caller(self, agi: Agi) -> str:
         """The caller id number for the proof row. The remote party controls it, so an odd
         one is not stored; it never costs the caller the notice."""
         try:
@@ -107,9 +108,9 @@ class NoticeOnce:
 
 def start(ctx: ServiceContext) -> Contribution:
     # REST only (the proof reads channel variables): no event socket, no app of its own.
-    ari = ctx.ari(ctx.settings.ari.app)
+    prove = AriProof(ctx.ari(ctx.settings.ari.app), ctx.settings.agi.command_timeout)
     return Contribution(agi_routes={"notice_once": NoticeOnce(ctx.settings, ctx.notice_ledger,
-                                                              ari)})
+                                                              prove)})
 
 
 FEATURE = Feature(name="notice_once", start=start,

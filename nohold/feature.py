@@ -21,7 +21,7 @@ import click
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agi_scripts.fastagi import Route as AgiRoute
+from agi_scripts.agi import Route as AgiRoute
 from ari_apps.ari_client import AriClient, liveness_app
 from ari_apps.runtime import DialplanLocation, StasisFeature
 from callbackdb.notice_ledger import NoticeLedger

@@ -21,8 +21,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from agi_scripts.agi import Route as AgiRoute
 from agi_scripts.fastagi import FastAgiServer
-from agi_scripts.fastagi import Route as AgiRoute
 from ari_apps.ari_client import AriClient, AriError, AriHttpError
 from ari_apps.runtime import StasisRuntime
 from callbackdb.engine import DatabaseUrlError, make_engine

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from agi_scripts.fastagi import AgiRequest
+from agi_scripts.agi import Agi
 from ari_apps.afterhours.settings import AfterHoursSettings
 from ari_apps.runtime import DialplanLocation
 from nohold import logs
@@ -63,7 +63,8 @@ class PartnerRouter:
 
 
 class PartnerRoute:
-    """FastAGI `partner`: sets the variables `[nohold-partner]` dials the partner with.
+    """AGI `partner` (FastAGI, or classic `AGI(nohold-agi,partner)`): sets the variables
+    `[nohold-partner]` dials the partner with.
 
         same => n,AGI(agi://127.0.0.1:4573/hours)
         same => n,GotoIf($["${NOHOLD_OPEN}" = "0"]?closed)
@@ -82,7 +83,7 @@ class PartnerRoute:
         self.router = router
         self.prompt_path = prompt_path
 
-    async def __call__(self, agi: AgiRequest) -> None:
+    async def __call__(self, agi: Agi) -> None:
         try:
             call_id = check_id("call id", await agi.get_variable("CHANNEL(linkedid)"))
         except BadId as exc:
@@ -104,7 +105,7 @@ class PartnerRoute:
         log.info("call_to_partner channel=%s reason=%s notice_played=%d identified=%s via=agi",
                  agi.channel, reason, facts.notice_played, "yes" if facts.customer else "no")
 
-    async def _reason(self, agi: AgiRequest) -> str:
+    async def _reason(self, agi: Agi) -> str:
         said = await agi.get_variable("NOHOLD_CLOSED_REASON")
         try:
             return closed_reason(Why(said))

@@ -1,7 +1,8 @@
-"""FastAGI `hours`: the dialplan asks whether a business calendar is open now.
+"""AGI `hours`: the dialplan asks whether a business calendar is open now.
 
     same => n,AGI(agi://127.0.0.1:4573/hours)            ; the default calendar
     same => n,AGI(agi://127.0.0.1:4573/hours,callbacks)  ; a named one
+    same => n,AGI(nohold-agi,hours,callbacks)            ; the same, as classic AGI
     same => n,GotoIf($["${NOHOLD_OPEN}" = "0"]?closed,1)
 
 Sets NOHOLD_OPEN (1 or 0), NOHOLD_CLOSED_REASON (empty when open; else weekend,
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from agi_scripts.fastagi import AgiRequest
+from agi_scripts.agi import Agi
 from nohold.calendar.settings import NAME, Clock, utc_now
 from nohold.decisions.hours import ascii_label
 from nohold.feature import Calendars
@@ -33,7 +34,7 @@ class HoursRoute:
         self.calendars = calendars
         self._now = now
 
-    async def __call__(self, agi: AgiRequest) -> None:
+    async def __call__(self, agi: Agi) -> None:
         name = (agi.args[0] if agi.args else "") or self.calendars.default
         if not NAME.match(name):
             log.warning("agi_bad_input peer=%s route=hours calendar=%r", agi.peer, name[:40])

@@ -3,7 +3,15 @@
 Each instance gets its own asterisk.conf whose writable directories point into
 a per-instance run dir (inside the root, so the chrooted Asterisk sees it),
 free ports picked at start and random ARI/AMI passwords, so several instances
-(two pytest sessions, a demo) coexist on one machine. Nothing may outlive its
+(two pytest sessions, a demo) coexist on one machine.
+
+Classic AGI (`AGI(nohold-agi,...)`) needs nohold's Python, which the Debian root
+does not have. The chrooted Asterisk runs in a mount namespace of its own
+(`unshare --mount`), where the host's / is bound at `<run dir>/host`; the
+`nohold-agi` script in its agi-bin chroots there and runs the checkout under test
+with the Python running this code. The bind exists only in that namespace: the host
+never sees it, and it goes with Asterisk (removing the run dir removes an empty
+directory, never the host's files). Nothing may outlive its
 owner: instances started without `detach=True` are stopped at interpreter exit,
 and ones whose owner died without cleaning up (kill -9) are reaped by the next
 start_sandbox() on the machine.
@@ -12,6 +20,7 @@ start_sandbox() on the machine.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
@@ -21,6 +30,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -46,6 +56,9 @@ _LOG_FILE = "asterisk.out"
 # files), for `nohold install` to prepare.
 LAYOUTS = ("nohold", "stock", "freepbx")
 _NOHOLD_FILES = ("nohold-sandbox-routes.conf", _EXTRA_DIALPLAN, _EXTRA_PJSIP)
+# The checkout whose nohold the sandbox's classic AGI runs (the code under test).
+_CHECKOUT = Path(__file__).resolve().parents[2]
+AGI_SCRIPT = "nohold-agi"
 
 # Instances started (not detached) by this process; stopped at exit.
 _OWNED: dict[int, Sandbox] = {}
@@ -86,6 +99,11 @@ class Sandbox:
         """The command that runs one CLI command in it (`asterisk -rx` in its root)."""
         cmd = [ASTERISK_BIN, "-C", self.in_asterisk(self.conf_path), "-rx"]
         return cmd if _is_host_root(self.root) else ["chroot", str(self.root), *cmd]
+
+    @property
+    def agi_bin(self) -> Path:
+        """Asterisk's astagidir: `AGI(nohold-agi,...)` runs the script there."""
+        return self.run_dir / "agi-bin"
 
     @property
     def conf_path(self) -> Path:
@@ -239,7 +257,8 @@ def start_sandbox(
     reap_orphans(root)
     run_dir = runs / f"{name}-{secrets.token_hex(4)}"
     # spool/recording: ARI recordings go there, and Asterisk does not create it.
-    for sub in ("etc", "lib/keys", "cache", "spool/recording", "run", "log", "prompts"):
+    for sub in ("etc", "lib/keys", "cache", "spool/recording", "run", "log", "prompts",
+                "agi-bin", "host"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
 
     ports = _free_ports()
@@ -261,6 +280,14 @@ def start_sandbox(
         cmd = [ASTERISK_BIN, "-C", sb.in_asterisk(sb.conf_path), "-f", "-n"]
         if not _is_host_root(root):
             cmd = ["chroot", str(root), *cmd]
+            if _can_unshare_mounts():
+                # The host's / inside Asterisk's own mount namespace, for classic AGI
+                # (exec keeps the pid: it is Asterisk's once booted).
+                cmd = ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                       'mount --rbind / "$0" && exec "$@"', str(run_dir / "host"), *cmd]
+            else:
+                log("sandbox: no mount namespace here (unshare --mount failed): "
+                    "AGI(nohold-agi,...) cannot run in this sandbox")
         log(f"starting sandbox Asterisk {name!r} (SIP {sb.sip_port}, ARI {sb.http_port})")
         logger.debug("running %s", cmd)
         with open(sb.log_path, "wb") as out:
@@ -347,6 +374,7 @@ def _write_config(sb: Sandbox, extra_dialplan: str, extra_config: Mapping[str, s
         return text
 
     etc = sb.run_dir / "etc"
+    _write_agi_script(sb)
     if layout != "nohold":
         if extra_dialplan or extra_config:
             raise ValueError("extra_dialplan/extra_config need the sandbox's own layout")
@@ -376,6 +404,36 @@ def _copy_indications(sb: Sandbox, etc: Path) -> None:
     indications = Path(sb.root, "etc", "asterisk", "indications.conf")
     if indications.is_file():
         shutil.copyfile(indications, etc / "indications.conf")
+
+
+def _write_agi_script(sb: Sandbox) -> None:
+    """`nohold-agi` in the agi-bin: nohold's classic AGI with the host's Python."""
+    run = [sys.executable, "-m", "nohold.agi_cli"]
+    if not _is_host_root(sb.root):
+        run = ["/usr/sbin/chroot", sb.in_asterisk(sb.run_dir / "host"), *run]
+    script = sb.agi_bin / AGI_SCRIPT
+    script.write_text(
+        "#!/bin/sh\n"
+        "# nohold sandbox (nohold/sandbox/instance.py): classic AGI runs the checkout under\n"
+        "# test with the host's Python; a chrooted Asterisk sees the host's / at <run>/host.\n"
+        f"export PYTHONPATH={_sh(str(_CHECKOUT))}\n"
+        f"exec {' '.join(_sh(arg) for arg in run)} \"$@\"\n")
+    script.chmod(0o755)
+
+
+def _sh(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+@functools.cache
+def _can_unshare_mounts() -> bool:
+    """A private mount namespace with a bind works here (root, not a locked container)."""
+    if shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+                            "mount --bind / /mnt || mount --bind / /tmp"],
+                           capture_output=True, check=False, timeout=10)
+    return probe.returncode == 0
 
 
 def _wait_booted(sb: Sandbox, ari: bool = True) -> None:

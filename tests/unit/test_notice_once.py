@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from agi_scripts.channel_proof import AriProof
 from agi_scripts.fastagi import FastAgiServer
 from agi_scripts.notice_once import NoticeOnce
 from ari_apps.ari_client import AriError, AriNotFound
@@ -82,7 +83,8 @@ async def served(tmp_path):
     servers: list[FastAgiServer] = []
 
     async def start(ari: FakeAri) -> tuple[int, NoticeLedger]:
-        server = FastAgiServer({"notice_once": NoticeOnce(SETTINGS, ledger, ari)},
+        server = FastAgiServer({"notice_once": NoticeOnce(SETTINGS, ledger, AriProof(
+            ari, SETTINGS.agi.command_timeout))},
                                command_timeout=SETTINGS.agi.command_timeout)
         servers.append(server)
         return await server.start("127.0.0.1", 0), ledger
