@@ -359,8 +359,10 @@ async def test_resolved_on_monday_is_called_back_on_wednesday_agent_first_and_no
                                and not e.channel_id.endswith("-q"))
         assert entered and entered[0].seq < leg.seq, bed.context()
         # The agent heard who it is for and the ticket with its fix, before the ring.
+        # (On a channel: nohold's start-up check plays every prompt into its own bridges.)
         owner = bed.rec.find(lambda e: ari("PlaybackStarted")(e) and str(
-            e.data["playback"]["media_uri"]).endswith("/callback_whisper_owner"))
+            e.data["playback"]["media_uri"]).endswith("/callback_whisper_owner")
+            and str(e.data["playback"]["target_uri"]).startswith("channel:"))
         assert owner, bed.context()
         target = str(owner[0].data["playback"]["target_uri"])
         note = await bed.rec.wait(
