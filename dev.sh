@@ -89,7 +89,7 @@ case "${1:-}" in
         install_test_peers
         shift
         .venv/bin/ruff check .
-        .venv/bin/mypy ari_apps callbackdb nohold agi_scripts dialplan
+        .venv/bin/mypy nohold
         .venv/bin/lint-imports --no-cache   # the layers of docs/architecture.md
         if [ "${1:-}" = "--repeat-fresh" ]; then
             repeat_fresh "${2:?--repeat-fresh needs a count}" "${@:3}"

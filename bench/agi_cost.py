@@ -56,7 +56,7 @@ from harness import (
     wait_registered,
 )
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriNotFound
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriNotFound
 from nohold.prompts import build_prompts
 from nohold.registry import load_settings
 from nohold.sandbox import Sandbox, start_sandbox

@@ -83,9 +83,9 @@ from harness import (  # noqa: E402
 )
 from sqlalchemy import func, select  # noqa: E402
 
-from callbackdb.callbacks import CallbackStore  # noqa: E402
-from callbackdb.engine import make_engine  # noqa: E402
-from callbackdb.models import Callback, CallbackAttempt  # noqa: E402
+from nohold.callbackdb.callbacks import CallbackStore  # noqa: E402
+from nohold.callbackdb.engine import make_engine  # noqa: E402
+from nohold.callbackdb.models import Callback, CallbackAttempt  # noqa: E402
 from nohold.logs import problem_lines  # noqa: E402
 from nohold.sandbox import Sandbox  # noqa: E402
 from tests.e2e.callback_bed import (  # noqa: E402

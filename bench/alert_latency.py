@@ -36,12 +36,12 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import percentile  # noqa: E402
-from callbackdb.alerts import AlertStore  # noqa: E402
-from callbackdb.engine import make_engine  # noqa: E402
-from callbackdb.migrate import upgrade_async  # noqa: E402
-from callbackdb.tickets import TicketStore  # noqa: E402
 from nohold.alerts.escalator import Escalator  # noqa: E402
 from nohold.alerts.settings import AlertSettings  # noqa: E402
+from nohold.callbackdb.alerts import AlertStore  # noqa: E402
+from nohold.callbackdb.engine import make_engine  # noqa: E402
+from nohold.callbackdb.migrate import upgrade_async  # noqa: E402
+from nohold.callbackdb.tickets import TicketStore  # noqa: E402
 from nohold.decisions.tickets import sign  # noqa: E402
 from nohold.feature import Signals  # noqa: E402
 from nohold.http_server import HttpServer  # noqa: E402

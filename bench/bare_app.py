@@ -22,7 +22,7 @@ from typing import Any
 
 from harness import app_main
 
-from ari_apps.ari_client import AriClient, AriError
+from nohold.ari_apps.ari_client import AriClient, AriError
 
 log = logging.getLogger("bench.bare_app")
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ari_apps.ari_client import AriClient, wait_for_application
+from nohold.ari_apps.ari_client import AriClient, wait_for_application
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

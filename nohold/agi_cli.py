@@ -30,19 +30,19 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agi_scripts.agi import AgiError, Route, dispatch, report_status
-from agi_scripts.channel_proof import asterisk_child
-from agi_scripts.classic import ClassicAgi, open_session
-from agi_scripts.notice_once import NoticeOnce
-from ari_apps.afterhours.partner import PartnerRoute, PartnerRouter
-from ari_apps.afterhours.settings import AfterHoursSettings
-from callbackdb.calendar_overrides import CalendarOverrideStore
-from callbackdb.engine import DatabaseUrlError, make_engine
-from callbackdb.notice_ledger import NoticeLedger
 from nohold import logs, registry
+from nohold.agi_scripts.agi import AgiError, Route, dispatch, report_status
+from nohold.agi_scripts.channel_proof import asterisk_child
+from nohold.agi_scripts.classic import ClassicAgi, open_session
+from nohold.agi_scripts.notice_once import NoticeOnce
+from nohold.ari_apps.afterhours.partner import PartnerRoute, PartnerRouter
+from nohold.ari_apps.afterhours.settings import AfterHoursSettings
 from nohold.calendar.agi import HoursRoute
 from nohold.calendar.book import CalendarBook
 from nohold.calendar.settings import CalendarSettings
+from nohold.callbackdb.calendar_overrides import CalendarOverrideStore
+from nohold.callbackdb.engine import DatabaseUrlError, make_engine
+from nohold.callbackdb.notice_ledger import NoticeLedger
 from nohold.config import ConfigError, Settings
 
 log = logging.getLogger("nohold.agi")

@@ -48,9 +48,9 @@ def main(ctx: click.Context, config: Path | None) -> None:
 
 
 def _calendars(settings: Settings, engine: AsyncEngine) -> Calendars:
-    from callbackdb.calendar_overrides import CalendarOverrideStore
     from nohold.calendar.book import CalendarBook
     from nohold.calendar.settings import CalendarSettings
+    from nohold.callbackdb.calendar_overrides import CalendarOverrideStore
 
     return CalendarBook(settings.section(CalendarSettings), CalendarOverrideStore(engine))
 
@@ -86,7 +86,7 @@ def check(ctx: click.Context) -> None:
         click.echo(line)
     # Not at every start (`run` shares the checks above): a missing route or queue is
     # the admin's to fix, and nohold still sends those callers to the fallback.
-    from ari_apps.ivr.route_check import check_routes_exist
+    from nohold.ari_apps.ivr.route_check import check_routes_exist
     from nohold.feature import CheckFailed
 
     try:
@@ -147,7 +147,7 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate the schema to the current version (safe to repeat)."""
-    from callbackdb.migrate import head_revision, upgrade
+    from nohold.callbackdb.migrate import head_revision, upgrade
 
     settings = _settings(ctx)
     try:
@@ -191,9 +191,9 @@ def install(ctx: click.Context, asterisk_etc: Path, dry_run: bool, yes: bool, op
     generated secrets in nohold's conf.d), shown as a diff first; backups kept."""
     import shlex
 
-    from ari_apps.ivr.settings import IvrSettings
-    from dialplan import NOHOLD_CONF
+    from nohold.ari_apps.ivr.settings import IvrSettings
     from nohold.decisions.install import routes_conf
+    from nohold.dialplan import NOHOLD_CONF
     from nohold.install.run import InstallFailed, InstallOptions, nohold_exe
     from nohold.install.run import install as run_install
 

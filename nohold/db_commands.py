@@ -12,8 +12,8 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callbackdb.engine import DatabaseUrlError, make_engine
-from callbackdb.migrate import current_revision, head_revision
+from nohold.callbackdb.engine import DatabaseUrlError, make_engine
+from nohold.callbackdb.migrate import current_revision, head_revision
 from nohold.config import Settings
 
 T = TypeVar("T")

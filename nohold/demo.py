@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from callbackdb.migrate import upgrade_async
+from nohold.callbackdb.migrate import upgrade_async
 from nohold.logs import setup_logging
 from nohold.prompts import build_prompts
 from nohold.registry import load_settings

@@ -21,11 +21,11 @@ import click
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agi_scripts.agi import Route as AgiRoute
-from ari_apps.ari_client import AriClient, liveness_app
-from ari_apps.runtime import DialplanLocation, StasisFeature
-from callbackdb.notice_ledger import NoticeLedger
+from nohold.agi_scripts.agi import Route as AgiRoute
 from nohold.ami.queues import QueueMonitor
+from nohold.ari_apps.ari_client import AriClient, liveness_app
+from nohold.ari_apps.runtime import DialplanLocation, StasisFeature
+from nohold.callbackdb.notice_ledger import NoticeLedger
 from nohold.config import Section, Settings
 from nohold.decisions.hours import Calendar
 from nohold.decisions.partner import CallFacts

@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from agi_scripts import notice_once
-from ari_apps.afterhours import feature as afterhours
-from ari_apps.callbacks import feature as callbacks
-from ari_apps.ivr import feature as ivr
 from nohold import config
+from nohold.agi_scripts import notice_once
 from nohold.alerts import feature as alerts
 from nohold.ami import feature as ami
+from nohold.ari_apps.afterhours import feature as afterhours
+from nohold.ari_apps.callbacks import feature as callbacks
+from nohold.ari_apps.ivr import feature as ivr
 from nohold.calendar import feature as calendar
 from nohold.feature import Feature
 from nohold.tickets import feature as tickets

@@ -21,17 +21,17 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from agi_scripts.agi import Route as AgiRoute
-from agi_scripts.fastagi import FastAgiServer
-from ari_apps.ari_client import AriClient, AriError, AriHttpError
-from ari_apps.runtime import StasisRuntime
-from callbackdb.engine import DatabaseUrlError, make_engine
-from callbackdb.migrate import current_revision, head_revision
-from callbackdb.notice_ledger import NoticeLedger
-from callbackdb.outbox import ProofOutbox
-from callbackdb.sms import SmsOutbox
 from nohold import registry
+from nohold.agi_scripts.agi import Route as AgiRoute
+from nohold.agi_scripts.fastagi import FastAgiServer
 from nohold.ami.client import AmiClient, stop_channel_playback
+from nohold.ari_apps.ari_client import AriClient, AriError, AriHttpError
+from nohold.ari_apps.runtime import StasisRuntime
+from nohold.callbackdb.engine import DatabaseUrlError, make_engine
+from nohold.callbackdb.migrate import current_revision, head_revision
+from nohold.callbackdb.notice_ledger import NoticeLedger
+from nohold.callbackdb.outbox import ProofOutbox
+from nohold.callbackdb.sms import SmsOutbox
 from nohold.config import Settings
 from nohold.decisions.peers import exposure_warnings
 from nohold.feature import (

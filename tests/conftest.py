@@ -18,7 +18,7 @@ from types import FrameType
 
 import pytest
 
-from ari_apps.ari_client import CONNECTED_EVENT
+from nohold.ari_apps.ari_client import CONNECTED_EVENT
 from nohold.sandbox import Sandbox, start_sandbox
 from nohold.sandbox.caller import ScriptedCaller
 from nohold.sandbox.sipp import SippResult, arun_sipp_call

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import click
 
-from callbackdb.alerts import AlertRecord, AlertStore, RunRecord
 from nohold.alerts.settings import AlertSettings
+from nohold.callbackdb.alerts import AlertRecord, AlertStore, RunRecord
 from nohold.db_commands import on_database
 
 

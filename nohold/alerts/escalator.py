@@ -20,11 +20,11 @@ from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from callbackdb import alerts as rows
-from callbackdb.alerts import AlertRecord, AlertStore, NewTicket, RunRecord
-from callbackdb.tickets import NoSuchTicket, TicketRecord, TicketStore
 from nohold.aio import stop_if_cancelled
 from nohold.alerts.settings import AlertSettings, Person
+from nohold.callbackdb import alerts as rows
+from nohold.callbackdb.alerts import AlertRecord, AlertStore, NewTicket, RunRecord
+from nohold.callbackdb.tickets import NoSuchTicket, TicketRecord, TicketStore
 from nohold.decisions.alerts import (
     Delivery,
     alerts_for,

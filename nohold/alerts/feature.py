@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from callbackdb.alerts import AlertStore
-from callbackdb.tickets import TicketStore
 from nohold.alerts.commands import COMMANDS
 from nohold.alerts.escalator import Escalator
 from nohold.alerts.settings import SECTION, AlertSettings
 from nohold.alerts.voice import VoiceAlerts
+from nohold.callbackdb.alerts import AlertStore
+from nohold.callbackdb.tickets import TicketStore
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
 from nohold.sms.link import SmsFailed

@@ -14,12 +14,12 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ari_apps.channel import CallerHungUp, Channel
-from ari_apps.runtime import DialplanLocation, StasisRuntime
-from callbackdb import alerts as rows
-from callbackdb.alerts import AlertRecord
-from callbackdb.tickets import TicketRecord, TicketStore
 from nohold.alerts.settings import AlertSettings, Person
+from nohold.ari_apps.channel import CallerHungUp, Channel
+from nohold.ari_apps.runtime import DialplanLocation, StasisRuntime
+from nohold.callbackdb import alerts as rows
+from nohold.callbackdb.alerts import AlertRecord
+from nohold.callbackdb.tickets import TicketRecord, TicketStore
 from nohold.config import PromptSettings
 from nohold.decisions.alerts import spoken_text
 from nohold.prompts import PromptError, speak

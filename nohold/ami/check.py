@@ -14,7 +14,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dialplan import NOHOLD_CONF
 from nohold.ami.client import AmiAuthError, AmiClient, AmiError, AmiErrorResponse, list_fields
 from nohold.ami.settings import SECRET_ENV, AmiSettings
 from nohold.decisions.install import (
@@ -22,6 +21,7 @@ from nohold.decisions.install import (
     session_limit_from_lines,
     session_limit_problem,
 )
+from nohold.dialplan import NOHOLD_CONF
 
 NOHOLD_CONTEXTS = ("nohold-inbound", "nohold-ivr")
 NEEDED_READ = ("system", "agent")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 
-from agi_scripts.agi import Agi
+from nohold.agi_scripts.agi import Agi
 from nohold.calendar.settings import NAME, Clock, utc_now
 from nohold.decisions.hours import ascii_label
 from nohold.feature import Calendars

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from callbackdb.calendar_overrides import CalendarOverrideStore
 from nohold.calendar.settings import CalendarSettings, utc_now
+from nohold.callbackdb.calendar_overrides import CalendarOverrideStore
 from nohold.decisions.hours import Calendar, Override
 
 log = logging.getLogger("nohold.calendar")

@@ -15,7 +15,6 @@ from typing import TypeVar
 
 import click
 
-from callbackdb.calendar_overrides import CalendarOverrideStore, OverrideRow
 from nohold.calendar.book import build_calendars
 from nohold.calendar.settings import (
     NOTE_MAX,
@@ -24,6 +23,7 @@ from nohold.calendar.settings import (
     parse_iso,
     utc_now,
 )
+from nohold.callbackdb.calendar_overrides import CalendarOverrideStore, OverrideRow
 from nohold.config import Settings
 from nohold.db_commands import on_database
 from nohold.decisions.hours import (

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import holidays
 
-from callbackdb.calendar_overrides import CalendarOverrideStore
 from nohold.calendar.agi import HoursRoute
 from nohold.calendar.book import CalendarBook
 from nohold.calendar.commands import COMMANDS
 from nohold.calendar.settings import SECTION, CalendarSettings
+from nohold.callbackdb.calendar_overrides import CalendarOverrideStore
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriNotFound
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriNotFound
 from nohold.sandbox.instance import Sandbox
 
 logger = logging.getLogger(__name__)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dialplan import NOHOLD_CONF
+from nohold.dialplan import NOHOLD_CONF
 from nohold.sandbox.rootfs import ASTERISK_BIN, SandboxError, ensure_rootfs
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from callbackdb import sms as rows
-from callbackdb.sms import SmsOutbox, SmsRecord
 from nohold.aio import stop_if_cancelled
+from nohold.callbackdb import sms as rows
+from nohold.callbackdb.sms import SmsOutbox, SmsRecord
 from nohold.decisions.alerts import Delivery, retry_after
 from nohold.sms.link import Inbound, SmsFailed, SmsLink
 

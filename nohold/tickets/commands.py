@@ -15,7 +15,13 @@ from typing import TypeVar
 
 import click
 
-from callbackdb.tickets import EventRecord, NoSuchTicket, NotAllowed, TicketRecord, TicketStore
+from nohold.callbackdb.tickets import (
+    EventRecord,
+    NoSuchTicket,
+    NotAllowed,
+    TicketRecord,
+    TicketStore,
+)
 from nohold.db_commands import on_database
 from nohold.decisions.tickets import MAX_ACTOR, MAX_NOTE, State
 from nohold.tickets.followup import record_answer

@@ -3,7 +3,7 @@ shared HTTP server, the IMAP poller, and `nohold tickets`."""
 
 from __future__ import annotations
 
-from callbackdb.tickets import TicketStore
+from nohold.callbackdb.tickets import TicketStore
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
 from nohold.tickets import api, webhook

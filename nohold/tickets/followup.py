@@ -9,9 +9,9 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from callbackdb.callbacks import CallbackStore, CannotCancel
-from callbackdb.followups import FIXED, NOT_FIXED, UNREACHABLE, FollowUpRecord, FollowUpStore
-from callbackdb.tickets import TicketRecord
+from nohold.callbackdb.callbacks import CallbackStore, CannotCancel
+from nohold.callbackdb.followups import FIXED, NOT_FIXED, UNREACHABLE, FollowUpRecord, FollowUpStore
+from nohold.callbackdb.tickets import TicketRecord
 from nohold.decisions.callbacks import WAITING
 
 # As people and programs write them -> the stored state.

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from callbackdb.tickets import Outcome, TicketRecord, TicketStore
+from nohold.callbackdb.tickets import Outcome, TicketRecord, TicketStore
 from nohold.decisions.numbers import NumberPolicy
 from nohold.decisions.tickets import Ignored, validate
 from nohold.tickets.settings import TicketSettings

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from callbackdb.tickets import Outcome, Replayed
+from nohold.callbackdb.tickets import Outcome, Replayed
 from nohold.decisions.tickets import BadReport, BadSignature, delivery_key, verify
 from nohold.http_server import HttpError, json_response, own_auth
 from nohold.tickets.intake import Intake

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 
 import click
 
-from ari_apps.ari_client import AriClient
 from nohold.ami.client import AmiClient
 from nohold.ami.settings import AmiSettings
+from nohold.ari_apps.ari_client import AriClient
 from nohold.config import Settings
 from nohold.feature import Contribution, Feature, ServiceContext
 from nohold.watchdog.loop import DialplanLocation, Watchdog

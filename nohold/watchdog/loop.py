@@ -12,9 +12,9 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from ari_apps.ari_client import AriClient, AriError, AriNotFound, liveness_app
-from ari_apps.channel import CallerHungUp, DialplanLocation, hand_over
 from nohold.ami.client import AmiClient, AmiError, stop_channel_playback
+from nohold.ari_apps.ari_client import AriClient, AriError, AriNotFound, liveness_app
+from nohold.ari_apps.channel import CallerHungUp, DialplanLocation, hand_over
 from nohold.decisions.watchdog import Outage, channels_of, registered_apps
 from nohold.watchdog.settings import WatchdogSettings
 

@@ -34,8 +34,8 @@ from typing import Any
 
 import aiohttp
 
-from callbackdb.callbacks import AttemptRecord, CallbackRecord, CallbackStore
-from callbackdb.engine import make_engine
+from nohold.callbackdb.callbacks import AttemptRecord, CallbackRecord, CallbackStore
+from nohold.callbackdb.engine import make_engine
 from nohold.config import PromptSettings
 from nohold.prompts import build_prompts
 from nohold.sandbox import Sandbox, start_sandbox

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from callbackdb.engine import make_engine
-from callbackdb.notice_ledger import NoticeLedger
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.notice_ledger import NoticeLedger
 from nohold.config import PromptSettings
 from nohold.prompts import build_prompts
 from tests.support.nohold_process import Clock, NoholdProcess, run_cli, write_config

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from callbackdb.engine import make_engine
-from callbackdb.tickets import TicketRecord, TicketStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.tickets import TicketRecord, TicketStore
 from nohold.sandbox.caller import ScriptedCaller
 from nohold.sandbox.sipp import SippCallee
 from tests.support.nohold_process import run_cli, write_config

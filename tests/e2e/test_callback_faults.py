@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from callbackdb.callbacks import CallbackRecord
 from nohold.ami.client import AmiError
+from nohold.callbackdb.callbacks import CallbackRecord
 from nohold.sandbox import Sandbox
 from tests.e2e.callback_bed import (
     ANSWERS,

@@ -26,8 +26,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ari_apps.callbacks.notes import note_name
-from callbackdb.callbacks import CallbackRecord
+from nohold.ari_apps.callbacks.notes import note_name
+from nohold.callbackdb.callbacks import CallbackRecord
 from nohold.sandbox import Sandbox
 from tests.e2e.callback_bed import (
     ANSWERS,

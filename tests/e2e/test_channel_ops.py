@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from ari_apps.ari_client import AriClient, AriConflict
-from ari_apps.bridge import BridgeGone
-from ari_apps.channel import CallerHungUp, Channel, Originations, originate
-from ari_apps.runtime import StasisRuntime
+from nohold.ari_apps.ari_client import AriClient, AriConflict
+from nohold.ari_apps.bridge import BridgeGone
+from nohold.ari_apps.channel import CallerHungUp, Channel, Originations, originate
+from nohold.ari_apps.runtime import StasisRuntime
 from nohold.decisions.dial import DialOutcome
 from nohold.sandbox.instance import free_port
 

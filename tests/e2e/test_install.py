@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ari_apps.ari_client import CONNECTED_EVENT
+from nohold.ari_apps.ari_client import CONNECTED_EVENT
 from nohold.config import PromptSettings
 from nohold.decisions.install import is_freepbx_generated
 from nohold.prompts import build_prompts

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from ari_apps.ari_client import AriClient, AriError
+from nohold.ari_apps.ari_client import AriClient, AriError
 from nohold.feature import ARI_POOL_SIZE
 from tests.support.events import Events
 from tests.support.leaks import server_sessions

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient
 from nohold.sandbox import Sandbox, start_sandbox
 from nohold.sandbox.caller import ScriptedCaller
 from nohold.sandbox.sipp import arun_sipp_call, render_scenario

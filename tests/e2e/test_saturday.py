@@ -179,7 +179,7 @@ def heard_on(rec: AsteriskEvents, target: str) -> list[str]:
 
 
 def note_name_of(row: Any) -> str:
-    from ari_apps.callbacks.notes import note_name
+    from nohold.ari_apps.callbacks.notes import note_name
     return note_name(row).rsplit("/", 1)[-1]
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from callbackdb.migrate import head_revision
+from nohold.callbackdb.migrate import head_revision
 from nohold.config import DEFAULT_PROMPT_TEXTS
 from tests.support.nohold_process import run_cli, write_config
 
@@ -59,8 +59,8 @@ def test_check_fails_when_asterisk_cannot_play_the_prompts_naming_the_path(
 
 
 async def test_the_prompt_check_is_quick_and_leaves_no_bridge(asterisk, prompts, tmp_path):
-    from ari_apps.ari_client import AriClient
-    from ari_apps.ivr.prompt_check import check_asterisk_plays_prompts
+    from nohold.ari_apps.ari_client import AriClient
+    from nohold.ari_apps.ivr.prompt_check import check_asterisk_plays_prompts
     from nohold.registry import load_settings
 
     settings = load_settings(write_config(asterisk, tmp_path / "nohold.toml"), env={})
@@ -138,7 +138,7 @@ def test_check_counts_proofs_waiting_in_the_outbox(config, tmp_path):
     import asyncio
     from datetime import UTC, datetime
 
-    from callbackdb.outbox import ProofOutbox
+    from nohold.callbackdb.outbox import ProofOutbox
 
     path = config()
     outbox = ProofOutbox(tmp_path / "nohold.db.outbox.jsonl")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ari_apps.ari_client import AriClient, AriNotFound, liveness_app
+from nohold.ari_apps.ari_client import AriClient, AriNotFound, liveness_app
 from nohold.sandbox.caller import ScriptedCaller
 from tests.e2e.test_ivr import FAST
 from tests.support.nohold_process import _env, nohold_cmd, write_config

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from ari_apps import runtime as runtime_module
-from ari_apps.ari_client import AriClient
-from ari_apps.ivr.flow import IvrFlow
-from ari_apps.ivr.settings import IvrSettings
-from ari_apps.runtime import StasisRuntime
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.notice_ledger import NoticeLedger
 from nohold import logs
+from nohold.ari_apps import runtime as runtime_module
+from nohold.ari_apps.ari_client import AriClient
+from nohold.ari_apps.ivr.flow import IvrFlow
+from nohold.ari_apps.ivr.settings import IvrSettings
+from nohold.ari_apps.runtime import StasisRuntime
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.notice_ledger import NoticeLedger
 from nohold.registry import parse_settings
 from tests.support.fake_ari import FakeAri, FakeCall
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient
 from tests.support.fake_ari import FakeAri, Received
 
 APP = "nohold-caller-close"

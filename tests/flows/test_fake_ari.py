@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ari_apps.ari_client import AriClient, AriConflict, AriError, AriHttpError, AriNotFound
+from nohold.ari_apps.ari_client import AriClient, AriConflict, AriError, AriHttpError, AriNotFound
 from tests.support.fake_ari import FakeAri, FakeAriError, PlaybackPolicy
 
 APP = "fake-test"

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from callbackdb.migrate import upgrade_async
 from nohold import registry, service
+from nohold.callbackdb.migrate import upgrade_async
 from nohold.feature import Contribution, Feature, ServiceContext
 from tests.support.fake_ari import FakeAri
 from tests.support.leaks import server_sessions, wait_until

@@ -10,7 +10,7 @@ import logging
 import aiohttp
 import pytest
 
-from ari_apps import runtime as runtime_module
+from nohold.ari_apps import runtime as runtime_module
 from tests.flows.conftest import APP, FALLBACK, IvrFactory, problems
 from tests.support.fake_ari import FakeAri, FakeCall, PlaybackPolicy
 

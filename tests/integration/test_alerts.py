@@ -17,12 +17,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from callbackdb.alerts import AlertStore
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.tickets import TicketStore
 from nohold.alerts.escalator import LEASE, Escalator
 from nohold.alerts.settings import AlertSettings
+from nohold.callbackdb.alerts import AlertStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.tickets import TicketStore
 from nohold.decisions.escalation import Step, Via
 from nohold.decisions.tickets import Category, Report, State, Urgency
 from nohold.registry import parse_settings
@@ -263,7 +263,7 @@ async def test_the_migration_makes_the_tables_the_models_describe(db_url):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from callbackdb.models import Base
+    from nohold.callbackdb.models import Base
 
     await upgrade_async(db_url)
     engine = make_engine(db_url)

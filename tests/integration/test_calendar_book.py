@@ -10,11 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
-from callbackdb.calendar_overrides import CalendarOverrideStore
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
 from nohold.calendar.book import CalendarBook
 from nohold.calendar.settings import CalendarSettings
+from nohold.callbackdb.calendar_overrides import CalendarOverrideStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
 from nohold.decisions.hours import override_for
 
 WAW = ZoneInfo("Europe/Warsaw")

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from callbackdb.calendar_overrides import CalendarOverrideStore
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
+from nohold.callbackdb.calendar_overrides import CalendarOverrideStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
 from nohold.decisions.hours import Kind, Override, override_for, parse_window
 
 WAW = ZoneInfo("Europe/Warsaw")

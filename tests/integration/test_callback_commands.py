@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from callbackdb.callbacks import CallbackStore
-from callbackdb.engine import make_engine
+from nohold.callbackdb.callbacks import CallbackStore
+from nohold.callbackdb.engine import make_engine
 from nohold.cli import main
 from nohold.decisions.callbacks import State
 

@@ -8,11 +8,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ari_apps.callbacks.notes import AHEAD, NoteVoice, note_name
-from callbackdb.callbacks import CallbackStore
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
+from nohold.ari_apps.callbacks.notes import AHEAD, NoteVoice, note_name
 from nohold.audio import duration_seconds
+from nohold.callbackdb.callbacks import CallbackStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
 from nohold.config import PromptSettings
 
 NOW = datetime(2026, 12, 9, 9, 50, tzinfo=UTC)

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ari_apps.callbacks.booking import Request, schedule
-from ari_apps.callbacks.notices import SmsNotices
-from ari_apps.callbacks.settings import CallbackSettings
-from callbackdb import sms as rows
-from callbackdb.callbacks import CallbackStore
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.sms import SmsOutbox
+from nohold.ari_apps.callbacks.booking import Request, schedule
+from nohold.ari_apps.callbacks.notices import SmsNotices
+from nohold.ari_apps.callbacks.settings import CallbackSettings
+from nohold.callbackdb import sms as rows
+from nohold.callbackdb.callbacks import CallbackStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.sms import SmsOutbox
 from nohold.decisions.hours import Calendar, Window
 from nohold.registry import parse_settings
 from nohold.sms.outbox import LEASE, Sender

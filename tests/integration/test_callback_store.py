@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from callbackdb.callbacks import CallbackStore, CannotCancel
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
+from nohold.callbackdb.callbacks import CallbackStore, CannotCancel
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
 from nohold.decisions.callbacks import (
     AttemptOutcome,
     AttemptPolicy,

@@ -14,14 +14,14 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from ari_apps.callbacks import api
-from ari_apps.callbacks.settings import CallbackSettings
-from callbackdb.calendar_overrides import CalendarOverrideStore
-from callbackdb.callbacks import CallbackStore
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
+from nohold.ari_apps.callbacks import api
+from nohold.ari_apps.callbacks.settings import CallbackSettings
 from nohold.calendar.book import CalendarBook
 from nohold.calendar.settings import CalendarSettings
+from nohold.callbackdb.calendar_overrides import CalendarOverrideStore
+from nohold.callbackdb.callbacks import CallbackStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
 from nohold.decisions.callbacks import AfterAttempt, AttemptOutcome, State
 from nohold.http_server import HttpServer
 from nohold.registry import parse_settings

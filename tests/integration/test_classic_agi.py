@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.notice_ledger import NoticeLedger
 from nohold.agi_cli import UsageError, config_path, parse_argv
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.notice_ledger import NoticeLedger
 
 LINKEDID = "pbx-1700000000.40"
 UNIQUEID = "pbx-1700000000.41"
@@ -203,9 +203,9 @@ async def test_classic_agi_serves_the_routes_fastagi_serves_with_the_same_handle
     what its process opens: the same names, the same handler classes."""
     import aiohttp
 
-    from agi_scripts import notice_once
-    from ari_apps.afterhours import feature as afterhours
     from nohold import agi_cli, registry
+    from nohold.agi_scripts import notice_once
+    from nohold.ari_apps.afterhours import feature as afterhours
     from nohold.calendar import feature as calendar
     from nohold.feature import ServiceContext
 

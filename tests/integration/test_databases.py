@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from callbackdb.engine import make_engine
-from callbackdb.migrate import current_revision, head_revision, upgrade_async
-from callbackdb.notice_ledger import NoticeLedger
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import current_revision, head_revision, upgrade_async
+from nohold.callbackdb.notice_ledger import NoticeLedger
 
 
 async def test_upgrade_twice_is_harmless(db_url):

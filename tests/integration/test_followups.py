@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from ari_apps.callbacks.followup import FollowUps
-from ari_apps.callbacks.settings import CallbackSettings
-from callbackdb.callbacks import CallbackStore
-from callbackdb.engine import make_engine
-from callbackdb.followups import FollowUpStore
-from callbackdb.migrate import upgrade_async
-from callbackdb.tickets import TicketStore
+from nohold.ari_apps.callbacks.followup import FollowUps
+from nohold.ari_apps.callbacks.settings import CallbackSettings
+from nohold.callbackdb.callbacks import CallbackStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.followups import FollowUpStore
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.tickets import TicketStore
 from nohold.cli import main
 from nohold.decisions.hours import Calendar, Window
 from nohold.decisions.tickets import Category, Report, State
@@ -127,7 +127,7 @@ async def test_an_expired_callback_makes_the_follow_up_unreachable(bed):
     if cb.state != "expired":  # cancel() names its state; expiry is what the rules do
         from sqlalchemy import update
 
-        from callbackdb.models import Callback
+        from nohold.callbackdb.models import Callback
         async with bed.callbacks.engine.begin() as conn:
             await conn.execute(update(Callback).values(state="expired"))
     await loop.tick()
@@ -176,7 +176,7 @@ async def test_the_migration_makes_the_table_the_model_describes(bed):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from callbackdb.models import Base
+    from nohold.callbackdb.models import Base
 
     def diff(sync_conn):  # type: ignore[no-untyped-def]
         found = compare_metadata(MigrationContext.configure(sync_conn), Base.metadata)

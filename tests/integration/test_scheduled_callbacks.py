@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-from callbackdb.callbacks import CallbackStore
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade
+from nohold.callbackdb.callbacks import CallbackStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade
 from nohold.cli import main
 
 WARSAW = ZoneInfo("Europe/Warsaw")

@@ -16,12 +16,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from callbackdb.alerts import AlertStore
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.tickets import TicketStore
 from nohold.alerts.escalator import Escalator
 from nohold.alerts.settings import AlertSettings
+from nohold.callbackdb.alerts import AlertStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.tickets import TicketStore
 from nohold.config import ConfigError
 from nohold.decisions.tickets import Category, Report, Urgency
 from nohold.http_server import HttpServer

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from callbackdb.engine import make_engine
-from callbackdb.tickets import TicketStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.tickets import TicketStore
 from nohold.cli import main
 from nohold.decisions.tickets import Category, Report, Urgency
 

@@ -13,10 +13,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.models import Base
-from callbackdb.tickets import NoSuchTicket, NotAllowed, Outcome, Replayed, TicketStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.models import Base
+from nohold.callbackdb.tickets import NoSuchTicket, NotAllowed, Outcome, Replayed, TicketStore
 from nohold.decisions.tickets import Category, Report, State, Urgency
 
 NOW = datetime(2026, 3, 7, 20, 0, tzinfo=UTC)

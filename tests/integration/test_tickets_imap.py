@@ -13,9 +13,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.tickets import TicketStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.tickets import TicketStore
 from nohold.feature import CheckFailed
 from nohold.tickets.imap import ImapPoller, check_mailbox
 from nohold.tickets.intake import Intake

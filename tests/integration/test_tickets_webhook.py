@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.tickets import TicketStore
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.tickets import TicketStore
 from nohold.decisions.tickets import sign
 from nohold.http_server import HttpServer
 from nohold.registry import parse_settings

@@ -28,7 +28,7 @@ import uuid
 
 import aiohttp
 
-from ari_apps.ari_client import AriClient, AriError
+from nohold.ari_apps.ari_client import AriClient, AriError
 from nohold.sandbox import Sandbox, start_sandbox
 
 CHURN_DIALPLAN = """

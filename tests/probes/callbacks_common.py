@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient
 from nohold.ami.client import AmiClient
 from nohold.ami.settings import AmiSettings
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient
 from nohold.sandbox import Sandbox, start_sandbox
 
 APP = "cbprobe"

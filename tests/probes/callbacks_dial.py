@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from ari_apps.ari_client import AriClient
+from nohold.ari_apps.ari_client import AriClient
 from nohold.sandbox import free_port
 from nohold.sandbox.sipp import SCENARIOS
 from tests.probes.callbacks_common import Recorder, ari, sandbox

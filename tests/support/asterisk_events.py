@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ari_apps.ari_client import CONNECTED_EVENT, AriClient
 from nohold.ami.client import AmiClient
 from nohold.ami.settings import AmiSettings
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient
 from nohold.sandbox import Sandbox
 from nohold.sandbox.caller import ALL_CHANNELS_AND_BRIDGES
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ari_apps.ari_client import AriClient
+from nohold.ari_apps.ari_client import AriClient
 from nohold.sandbox import Sandbox
 from nohold.sandbox.caller import ALL_CHANNELS_AND_BRIDGES
 

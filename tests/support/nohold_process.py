@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ari_apps.ari_client import AriClient, liveness_app, wait_for_application
+from nohold.ari_apps.ari_client import AriClient, liveness_app, wait_for_application
 from nohold.logs import problem_lines
 from nohold.sandbox.nohold_config import sandbox_overrides, to_toml
 

@@ -67,7 +67,7 @@ async def empty_database(url: str) -> None:
     migration's table needs no list kept by hand): the next `db upgrade` starts afresh."""
     from sqlalchemy import text
 
-    from callbackdb.engine import make_engine
+    from nohold.callbackdb.engine import make_engine
 
     engine = make_engine(url)
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ari_apps.callbacks.dialer import _is_customer, _of, _talking
-from callbackdb.callbacks import CallbackRecord
+from nohold.ari_apps.callbacks.dialer import _is_customer, _of, _talking
+from nohold.callbackdb.callbacks import CallbackRecord
 from nohold.decisions.callbacks import State
 
 T = datetime(2026, 1, 1, tzinfo=UTC)

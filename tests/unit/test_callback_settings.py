@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ari_apps.callbacks.settings import CallbackSettings, Outbound
+from nohold.ari_apps.callbacks.settings import CallbackSettings, Outbound
 from nohold.config import ConfigError
 from nohold.registry import parse_settings
 

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ari_apps.callbacks.settings import CallbackSettings
+from nohold.ari_apps.callbacks.settings import CallbackSettings
 from nohold.config import ConfigError
 from nohold.decisions.callback_sms import (
     Kind,

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from ari_apps.ivr.settings import IvrSettings
+from nohold.ari_apps.ivr.settings import IvrSettings
 from nohold.config import ConfigError
 from nohold.decisions.routes import parse_route
 from nohold.registry import load_settings, parse_settings

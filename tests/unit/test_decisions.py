@@ -1,6 +1,6 @@
 import pytest
 
-from ari_apps.ivr.settings import IvrSettings
+from nohold.ari_apps.ivr.settings import IvrSettings
 from nohold.decisions.menu import (
     MAX_MENU_HOPS,
     Fallback,

@@ -10,7 +10,7 @@ from ipaddress import ip_network
 
 import pytest
 
-from agi_scripts.fastagi import AgiHangup, AgiRequest, FastAgiServer
+from nohold.agi_scripts.fastagi import AgiHangup, AgiRequest, FastAgiServer
 from nohold.decisions import peers
 
 

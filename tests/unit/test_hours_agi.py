@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agi_scripts.fastagi import FastAgiServer
+from nohold.agi_scripts.fastagi import FastAgiServer
 from nohold.calendar.agi import HoursRoute
 from nohold.calendar.book import CalendarBook
 from nohold.calendar.settings import CalendarSettings

@@ -4,9 +4,9 @@ import logging
 import pytest
 from sqlalchemy import text
 
-from callbackdb.engine import async_url, make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.notice_ledger import NoticeLedger
+from nohold.callbackdb.engine import async_url, make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.notice_ledger import NoticeLedger
 from nohold.decisions.ids import BadId
 
 
@@ -276,7 +276,7 @@ def test_two_processes_racing_on_one_file_claim_each_call_exactly_once(tmp_path)
 async def test_large_batches_are_split_into_short_transactions_on_the_loop(ledger, monkeypatch):
     """A burst bigger than INLOOP_MAX_ROWS is written in several short transactions,
     the loop running between them, and one winner per call still."""
-    from callbackdb import notice_ledger
+    from nohold.callbackdb import notice_ledger
 
     monkeypatch.setattr(notice_ledger, "INLOOP_MAX_ROWS", 4)
     led, engine = ledger
@@ -293,7 +293,7 @@ async def test_an_inloop_failure_midway_leaves_the_rest_to_the_threaded_path(led
     """The first in-loop transaction commits, the second cannot: only the rest is
     written by the threaded path, and claims already won stay won (a retry of a
     committed claim would wrongly read `already played`)."""
-    from callbackdb import notice_ledger
+    from nohold.callbackdb import notice_ledger
 
     monkeypatch.setattr(notice_ledger, "INLOOP_MAX_ROWS", 3)
     led, _ = ledger
@@ -318,7 +318,7 @@ async def test_an_inloop_failure_midway_leaves_the_rest_to_the_threaded_path(led
 async def test_postgres_urls_and_memory_databases_keep_the_threaded_path():
     from sqlalchemy.engine import make_url
 
-    from callbackdb.inloop_sqlite import sqlite_file
+    from nohold.callbackdb.inloop_sqlite import sqlite_file
 
     assert sqlite_file(make_url("postgresql+asyncpg://u:p@h/db")) is None
     assert sqlite_file(make_url("sqlite+aiosqlite:///:memory:")) is None
@@ -332,7 +332,7 @@ def test_the_inloop_connection_turns_wal_on_like_the_engine_and_creates_no_file(
     (the threaded path then fails as it always has)."""
     import sqlite3
 
-    from callbackdb.inloop_sqlite import InLoopSqlite
+    from nohold.callbackdb.inloop_sqlite import InLoopSqlite
 
     path = tmp_path / "n.db"
     con = sqlite3.connect(path)
@@ -357,7 +357,7 @@ async def test_the_wal_is_checkpointed_off_the_loop_every_so_many_inloop_commits
     (aiosqlite's thread), and it succeeds."""
     import sqlite3
 
-    from callbackdb import inloop_sqlite
+    from nohold.callbackdb import inloop_sqlite
 
     monkeypatch.setattr(inloop_sqlite, "CHECKPOINT_EVERY", 5)
     led, engine = ledger

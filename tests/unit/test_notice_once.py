@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from agi_scripts.channel_proof import AriProof
-from agi_scripts.fastagi import FastAgiServer
-from agi_scripts.notice_once import NoticeOnce
-from ari_apps.ari_client import AriError, AriNotFound
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.notice_ledger import NoticeLedger
+from nohold.agi_scripts.channel_proof import AriProof
+from nohold.agi_scripts.fastagi import FastAgiServer
+from nohold.agi_scripts.notice_once import NoticeOnce
+from nohold.ari_apps.ari_client import AriError, AriNotFound
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.notice_ledger import NoticeLedger
 from nohold.config import parse_settings
 
 LINKEDID = "pbx-1700000000.40"

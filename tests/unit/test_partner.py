@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agi_scripts.fastagi import FastAgiServer
-from ari_apps.afterhours.partner import PartnerRoute, PartnerRouter
-from ari_apps.afterhours.settings import AfterHoursSettings
+from nohold.agi_scripts.fastagi import FastAgiServer
+from nohold.ari_apps.afterhours.partner import PartnerRoute, PartnerRouter
+from nohold.ari_apps.afterhours.settings import AfterHoursSettings
 from nohold.calendar.book import CalendarBook
 from nohold.calendar.settings import CalendarSettings
 from nohold.config import ConfigError

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from callbackdb.engine import make_engine
-from callbackdb.migrate import upgrade_async
-from callbackdb.notice_ledger import NoticeLedger
-from callbackdb.outbox import ProofOutbox
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.notice_ledger import NoticeLedger
+from nohold.callbackdb.outbox import ProofOutbox
 from nohold.config import ConfigError, parse_settings
 
 

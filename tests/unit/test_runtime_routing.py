@@ -3,9 +3,9 @@
 import asyncio
 from typing import Any
 
-from ari_apps.bridge import Bridge
-from ari_apps.channel import Channel, Outbound
-from ari_apps.runtime import StasisRuntime
+from nohold.ari_apps.bridge import Bridge
+from nohold.ari_apps.channel import Channel, Outbound
+from nohold.ari_apps.runtime import StasisRuntime
 from nohold.decisions.dial import DialOutcome
 
 
