@@ -529,6 +529,12 @@ def asterisk_toml(plan: InstallPlan) -> str:
     )
 
 
+DESCRIPTIONS = {
+    "run": "nohold: ARI applications for Asterisk (IVR, callbacks, after hours)",
+    "watchdog": "nohold watchdog: callers left in an unserved Stasis app go to a person",
+}
+
+
 def systemd_unit(exe: str, config: str, user: str, state_dir: str = "/var/lib/nohold",
                  command: str = "run") -> str:
     """The unit for `nohold run` (or `watchdog`) wherever nohold is installed: `exe` is
@@ -550,7 +556,7 @@ def systemd_unit(exe: str, config: str, user: str, state_dir: str = "/var/lib/no
         "# `run` checks config, prompts, database and ARI itself before it starts; a route\n"
         "# or queue that is missing (`nohold check`) does not keep it from starting.\n"
         "[Unit]\n"
-        f"Description=nohold {command}: ARI applications for Asterisk\n"
+        f"Description={DESCRIPTIONS.get(command, 'nohold ' + command)}\n"
         "After=network-online.target asterisk.service\n"
         "Wants=asterisk.service\n\n"
         "[Service]\n"

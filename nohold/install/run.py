@@ -124,6 +124,7 @@ def install(opts: InstallOptions, echo: Callable[[str], None],
     echo(f"backups and the undo list: {opts.state_dir} (`nohold uninstall` restores them)")
     if opts.systemd:
         echo(f"then: systemctl daemon-reload && systemctl enable --now nohold "
+             "nohold-watchdog "
              f"(runs as {opts.user}; state in /var/lib/nohold, owned by {opts.user})")
     echo(f"next: nohold -c {opts.config} db upgrade && nohold -c {opts.config} prompts build "
          f"&& nohold -c {opts.config} check")
@@ -149,6 +150,11 @@ def _nohold_files(opts: InstallOptions, plan: InstallPlan) -> list[tuple[Path, s
                 f"--home-dir /var/lib/nohold --shell /usr/sbin/nologin {opts.user}") from None
         wanted.append((opts.unit_dir / "nohold.service",
                        systemd_unit(opts.exe, str(opts.config), opts.user), 0o644))
+        # Its own process: it gets callers out of an app no nohold serves (killed,
+        # wedged, restarting), so it must not live or die with `nohold run`.
+        wanted.append((opts.unit_dir / "nohold-watchdog.service",
+                       systemd_unit(opts.exe, str(opts.config), opts.user,
+                                    command="watchdog"), 0o644))
     return [(p, t, m) for p, t, m in wanted if not p.exists() or read_text(p) != t]
 
 

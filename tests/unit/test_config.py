@@ -142,3 +142,12 @@ def test_shipped_watchdog_unit_restarts_always_and_runs_the_watchdog_command() -
     argv = shlex.split(service["ExecStart"])
     assert argv[1:] == ["-c", "/etc/nohold/nohold.toml", "watchdog"]
     assert "watchdog" in main.commands
+    # The example is what `nohold install --systemd` writes for a system-wide pip install.
+    from nohold.decisions.install import systemd_unit
+
+    generated = configparser.ConfigParser(strict=False, interpolation=None)
+    generated.optionxform = str  # type: ignore[assignment,method-assign]
+    generated.read_string(systemd_unit("/usr/local/bin/nohold", "/etc/nohold/nohold.toml",
+                                       "nohold", command="watchdog"))
+    for key in ("ExecStart", "User", "Restart", "RestartSec", "StateDirectory"):
+        assert generated["Service"][key] == service[key], key

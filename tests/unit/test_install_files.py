@@ -100,8 +100,12 @@ def test_systemd_unit_is_written_for_this_nohold_and_removed_by_uninstall(tmp_pa
     unit = (units / "nohold.service").read_text()
     assert f"ExecStart=/opt/nohold/bin/nohold -c {tmp_path}/nh/nohold.toml run\n" in unit
     assert "User=root\n" in unit and "Restart=always\n" in unit
+    watchdog = (units / "nohold-watchdog.service").read_text()
+    assert f"ExecStart=/opt/nohold/bin/nohold -c {tmp_path}/nh/nohold.toml watchdog\n" \
+        in watchdog and "Restart=always\n" in watchdog
     run_uninstall(tmp_path / "nh" / "install", ["false"], out.append, True, lambda q: False)
     assert not (units / "nohold.service").exists()
+    assert not (units / "nohold-watchdog.service").exists()
 
 
 def test_systemd_for_a_user_that_does_not_exist_says_how_to_create_it(tmp_path):
