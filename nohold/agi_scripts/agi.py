@@ -86,6 +86,26 @@ class Agi(Protocol):
 Route = Callable[[Agi], Awaitable[None]]
 
 
+class CommandAgi:
+    """The commands every transport sends the same way, on top of its own `command`
+    (FastAGI over a socket, classic AGI over stdin/stdout)."""
+
+    async def command(self, line: str, extra_seconds: float = 0.0) -> dict[str, object]:
+        raise NotImplementedError
+
+    async def get_variable(self, name: str) -> str:
+        return variable_value(await self.command(f"GET FULL VARIABLE ${{{name}}}"))
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self.command(f'SET VARIABLE {name} "{quote(value)}"')
+
+    async def stream_file(self, path: str, escape_digits: str = "",
+                          max_seconds: float = 0.0) -> None:
+        """Play a file of at most `max_seconds`: the wait is that plus the command
+        timeout."""
+        await self.command(f'STREAM FILE {path} "{escape_digits}"', extra_seconds=max_seconds)
+
+
 def check_command(line: str) -> None:
     if "\n" in line or "\r" in line:
         raise AgiUsageError(f"newline in AGI command {line!r}")

@@ -40,6 +40,7 @@ from nohold.agi_scripts.agi import (
     AgiInvalidCommand,
     AgiTimeout,
     AgiUsageError,
+    CommandAgi,
     check_command,
     quote,
     variable_value,
@@ -95,7 +96,7 @@ class _Discard:
         pass
 
 
-class ClassicAgi:
+class ClassicAgi(CommandAgi):
     """One classic AGI session (an `Agi`) over pyst2."""
 
     peer = "asterisk"
@@ -142,16 +143,6 @@ class ClassicAgi:
             raise AgiError(f"{name}: {exc}") from None
         finally:
             self._lines.deadline = None
-
-    async def get_variable(self, name: str) -> str:
-        return variable_value(await self.command(f"GET FULL VARIABLE ${{{name}}}"))
-
-    async def set_variable(self, name: str, value: str) -> None:
-        await self.command(f'SET VARIABLE {name} "{quote(value)}"')
-
-    async def stream_file(self, path: str, escape_digits: str = "",
-                          max_seconds: float = 0.0) -> None:
-        await self.command(f'STREAM FILE {path} "{escape_digits}"', extra_seconds=max_seconds)
 
     async def verbose(self, text: str, level: int = 1) -> None:
         """A line in Asterisk's own verbose log (what the admin watches), never raising."""

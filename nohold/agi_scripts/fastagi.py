@@ -30,6 +30,7 @@ from nohold.agi_scripts.agi import (
     AgiInvalidCommand,
     AgiTimeout,
     AgiUsageError,
+    CommandAgi,
     Route,
     check_command,
     dispatch,
@@ -55,7 +56,7 @@ __all__ = ["AgiBadPeer", "AgiError", "AgiHangup", "AgiInvalidCommand", "AgiReque
 
 
 @dataclass
-class AgiRequest:
+class AgiRequest(CommandAgi):
     """One FastAGI connection (an `Agi`): the agi_* environment, the route's arguments,
     and commands."""
 
@@ -121,17 +122,6 @@ class AgiRequest:
             raw = await _readline(self.reader)
             if not raw or raw.startswith(b"520 "):
                 return
-
-    async def get_variable(self, name: str) -> str:
-        return variable_value(await self.command(f"GET FULL VARIABLE ${{{name}}}"))
-
-    async def set_variable(self, name: str, value: str) -> None:
-        await self.command(f'SET VARIABLE {name} "{quote(value)}"')
-
-    async def stream_file(self, path: str, escape_digits: str = "",
-                          max_seconds: float = 0.0) -> None:
-        """Play a file of at most `max_seconds`: the wait is that plus command_timeout."""
-        await self.command(f'STREAM FILE {path} "{escape_digits}"', extra_seconds=max_seconds)
 
 
 async def _readline(reader: asyncio.StreamReader) -> bytes:
