@@ -17,10 +17,12 @@ def stop_if_cancelled() -> None:
 
 
 async def every(seconds: float, tick: Callable[[], Awaitable[object]], log: logging.Logger,
-                event: str, expected: tuple[type[BaseException], ...] = ()) -> None:
+                event: str, expected: tuple[type[BaseException], ...] = (),
+                wait: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
     """Runs `tick` every `seconds` until cancelled. A failure is one log line and the
     next pass tries again: a background loop never dies silently. `expected` failures
-    (a database that is down) get a warning without a traceback."""
+    (a database that is down) get a warning without a traceback. `wait` may return
+    early (a nudge: work was just queued)."""
     while True:
         try:
             await tick()
@@ -28,5 +30,5 @@ async def every(seconds: float, tick: Callable[[], Awaitable[object]], log: logg
             log.warning("%s error=%r", event, (str(exc) or type(exc).__name__).splitlines()[0])
         except Exception:  # noqa: BLE001 - see above
             log.exception(event)
-        await asyncio.sleep(seconds)
+        await wait(seconds)
         stop_if_cancelled()

@@ -223,6 +223,9 @@ class SmsSettings:
 
 
 SMS_HTTP_TOKEN_ENV = "NOHOLD_SMS_HTTP_TOKEN"
+# The longest any SMS link waits for its SMSC or gateway to take a message: the SMS
+# outbox's leases (nohold/sms/outbox.py) are sized for it.
+SMS_SEND_TIMEOUT = 15.0
 _SMS_URL = re.compile(r"^https?://[A-Za-z0-9_.:\[\]-]{1,253}(/[!-~]*)?$")
 
 
@@ -592,8 +595,7 @@ def _parse_sms_http(t: Table, env: Mapping[str, str], required: bool) -> SmsHttp
         url=url, token=token,
         source=matching(t, "source", "nohold", _SMS_SOURCE,
                         "a number (3-15 digits, + allowed) or 1-11 letters and digits"),
-        # At most the SMPP link's own wait: the sender's leases are sized for it.
-        timeout=bounded(t, "timeout", 10.0, 1.0, 15.0))
+        timeout=bounded(t, "timeout", 10.0, 1.0, SMS_SEND_TIMEOUT))
     t.done()
     return settings
 

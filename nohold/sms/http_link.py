@@ -18,23 +18,21 @@ import logging
 import aiohttp
 
 from nohold.config import SmsHttpSettings
-from nohold.sms.link import Inbound, Listener, SmsFailed
+from nohold.sms.link import Listeners, SmsFailed
 
 log = logging.getLogger("nohold.sms.http")
 
 
-class HttpSmsLink:
+class HttpSmsLink(Listeners):
     def __init__(self, settings: SmsHttpSettings) -> None:
+        super().__init__()
         self._s = settings
-        self._listeners: list[Listener] = []
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def bound(self) -> bool:
         return True  # no connection to keep: every message is its own request
 
-    def listen(self, listener: Listener) -> None:
-        self._listeners.append(listener)
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -69,10 +67,3 @@ class HttpSmsLink:
             return ""
         return str(message_id)[:64]
 
-    async def deliver(self, inbound: Inbound) -> None:
-        """What the gateway delivered, to every listener; raises when one could not
-        store it (the gateway is then told to deliver it again)."""
-        if not self._listeners:
-            raise SmsFailed("no listener yet")
-        for listener in self._listeners:
-            await listener(inbound)

@@ -31,6 +31,25 @@ class Inbound:
 Listener = Callable[[Inbound], Coroutine[Any, Any, None]]
 
 
+class Listeners:
+    """Who hears what a link receives: every link keeps its listeners here, so each
+    delivers the same way."""
+
+    def __init__(self) -> None:
+        self._all: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        self._all.append(listener)
+
+    async def deliver(self, inbound: Inbound) -> None:
+        """`inbound` to every listener; raises when nobody could store it (no listener
+        yet, or one failed), so the sender delivers it again later."""
+        if not self._all:
+            raise SmsFailed("no listener yet")
+        for listener in self._all:
+            await listener(inbound)
+
+
 class SmsLink(Protocol):
     @property
     def bound(self) -> bool: ...

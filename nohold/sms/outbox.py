@@ -16,9 +16,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from nohold.aio import stop_if_cancelled
+from nohold.aio import every
 from nohold.callbackdb import sms as rows
 from nohold.callbackdb.sms import SmsOutbox, SmsRecord
+from nohold.config import SMS_SEND_TIMEOUT
 from nohold.decisions.alerts import Delivery, retry_after
 from nohold.sms.link import Inbound, SmsFailed, SmsLink
 
@@ -26,23 +27,17 @@ log = logging.getLogger("nohold.sms")
 
 TICK = 1.0  # seconds between passes when nobody nudges
 LEASE = timedelta(seconds=60)  # longer than the link's own wait for the SMSC's answer
-SEND_TIMEOUT = 15.0  # the longest a link waits for its SMSC (smpp.SUBMIT_TIMEOUT)
-PER_PASS = int(LEASE.total_seconds() // SEND_TIMEOUT) - 1  # 3
+PER_PASS = int(LEASE.total_seconds() // SMS_SEND_TIMEOUT) - 1  # 3
 
 
-Wait = Callable[[float], Awaitable[bool]]
-
-
-async def _sleep(seconds: float) -> bool:
-    await asyncio.sleep(seconds)
-    return False
+Wait = Callable[[float], Awaitable[object]]
 
 
 class Sender:
     """`wait(seconds)` returns early when a feature enqueued something (the service's
     signals): a confirmation leaves within a pass, not a tick later."""
 
-    def __init__(self, outbox: SmsOutbox, link: SmsLink, wait: Wait = _sleep,
+    def __init__(self, outbox: SmsOutbox, link: SmsLink, wait: Wait = asyncio.sleep,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._outbox = outbox
         self._link = link
@@ -52,15 +47,8 @@ class Sender:
         link.listen(self.on_inbound)
 
     async def run(self) -> None:
-        while True:
-            stop_if_cancelled()
-            try:
-                await self.pass_once()
-            except (SQLAlchemyError, OSError) as exc:
-                log.warning("sms_outbox_unavailable error=%r", str(exc))
-            except Exception:  # noqa: BLE001 - the next pass tries again; never die silently
-                log.exception("sms_outbox_pass_failed")
-            await self._wait(TICK)
+        await every(TICK, self.pass_once, log, "sms_outbox_pass_failed",
+                    (SQLAlchemyError, OSError), wait=self._wait)
 
     async def pass_once(self) -> int:
         """Sends every message due now; how many were claimed."""

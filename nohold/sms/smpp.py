@@ -29,13 +29,13 @@ import smpplib.exceptions
 import smpplib.gsm
 import smpplib.smpp
 
-from nohold.config import SmppSettings
+from nohold.config import SMS_SEND_TIMEOUT, SmppSettings
 from nohold.decisions.alerts import parse_receipt
-from nohold.sms.link import Inbound, Listener, SmsFailed
+from nohold.sms.link import Inbound, Listener, Listeners, SmsFailed
 
 log = logging.getLogger("nohold.sms.smpp")
 
-SUBMIT_TIMEOUT = 15.0  # seconds for the SMSC to answer a submit_sm
+SUBMIT_TIMEOUT = SMS_SEND_TIMEOUT  # seconds for the SMSC to answer a submit_sm
 INBOUND_TIMEOUT = 10.0  # seconds for the loop to store a deliver_sm before a temporary error
 _DOWN = (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError)
 
@@ -82,7 +82,9 @@ def _text(value: object) -> str:
 class SmppGateway:
     def __init__(self, target: SmppTarget, on_inbound: Listener | None = None) -> None:
         self._target = target
-        self._listeners: list[Listener] = [on_inbound] if on_inbound is not None else []
+        self._listeners = Listeners()
+        if on_inbound is not None:
+            self._listeners.listen(on_inbound)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -97,13 +99,7 @@ class SmppGateway:
         return self._bound.is_set()
 
     def listen(self, listener: Listener) -> None:
-        self._listeners.append(listener)
-
-    async def _dispatch(self, inbound: Inbound) -> None:
-        if not self._listeners:  # nobody to store it: the SMSC delivers it again later
-            raise SmsFailed("no listener yet")
-        for listener in self._listeners:
-            await listener(inbound)
+        self._listeners.listen(listener)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -228,7 +224,7 @@ class SmppGateway:
                           parse_receipt(text) if is_receipt else None)
         assert self._loop is not None
         done: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(
-            self._dispatch(inbound), self._loop)
+            self._listeners.deliver(inbound), self._loop)
         try:
             done.result(INBOUND_TIMEOUT)
         except (concurrent.futures.TimeoutError, Exception) as exc:  # noqa: BLE001
