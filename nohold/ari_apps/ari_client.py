@@ -20,6 +20,9 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 CONNECTED_EVENT = "NoholdConnected"
+# Yielded when a connection that had connected ends: until the next CONNECTED the app
+# is not registered with Asterisk, and a channel made into it dies unheard.
+DISCONNECTED_EVENT = "NoholdDisconnected"
 """Synthetic event yielded each time the socket is (re)established: the app
 reconciles what it owns then, since Asterisk does not replay missed events."""
 
@@ -165,9 +168,11 @@ class AriClient:
         """Yield events forever, reconnecting with jittered backoff until close()."""
         attempt = 0
         while not self._closed:
+            connected = False
             try:
                 async for event in self._one_connection():
                     attempt = 0
+                    connected = connected or event.get("type") == CONNECTED_EVENT
                     yield event
                 if not self._closed:
                     log.warning("ari_events_closed app=%s (clean close counts as a drop)", self.app)
@@ -175,6 +180,8 @@ class AriClient:
                 log.warning("ari_events_failed app=%s error=%r", self.app, exc)
             if self._closed:
                 return
+            if connected:
+                yield {"type": DISCONNECTED_EVENT, "application": self.app}
             attempt += 1
             delay = min(self._backoff_max, 0.2 * 2 ** min(attempt, 10))
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))

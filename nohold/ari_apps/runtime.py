@@ -23,7 +23,13 @@ import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Protocol
 
-from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriError, AriNotFound
+from nohold.ari_apps.ari_client import (
+    CONNECTED_EVENT,
+    DISCONNECTED_EVENT,
+    AriClient,
+    AriError,
+    AriNotFound,
+)
 from nohold.ari_apps.bridge import Bridge
 from nohold.ari_apps.channel import (
     CallerHungUp,
@@ -101,6 +107,9 @@ class StasisRuntime:
         if kind == CONNECTED_EVENT:
             self.connected.set()
             self._spawn(self.reconcile(), "-")
+            return
+        if kind == DISCONNECTED_EVENT:
+            self.connected.clear()
             return
         if kind == "ApplicationReplaced":
             log.error("application_replaced app=%s: another process took it; standing down",

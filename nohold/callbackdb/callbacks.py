@@ -34,7 +34,9 @@ from nohold.decisions.callbacks import (
     AfterAttempt,
     AttemptOutcome,
     State,
+    Turn,
     check_transition,
+    turn,
 )
 
 # The states a node holds under a lease.
@@ -237,6 +239,18 @@ class CallbackStore:
                        Callback.state.in_([s.value for s in states])))
         async with self._engine.connect() as conn:
             return int((await conn.execute(stmt)).scalar_one())
+
+    async def turns(self, ids: Iterable[int]) -> dict[int, Turn]:
+        """The serving order (decisions.callbacks.turn) of the callbacks `ids`."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        stmt = select(Callback.id, Callback.scheduled, Callback.arrived_at).where(
+            Callback.id.in_(wanted))
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return {r.id: turn(bool(r.scheduled), _utc(r.arrived_at).timestamp(), r.id)
+                for r in rows}
 
     async def count_in(self, queue: str, state: State) -> int:
         """Callbacks of `queue` in `state`, whoever holds them (e.g. placeholders standing)."""

@@ -24,6 +24,8 @@ Times are seconds on whatever clock the caller uses (the store uses UTC epoch).
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -226,6 +228,42 @@ def position_in_queue(view: QueueView, arrived_at: float, wall_now: float, view_
     live = [wall_now - c.wait(view_now) for c in view.callers
             if placeholder_marker not in c.channel]
     return entry_position(arrived_at, live) + callbacks_ahead
+
+
+# A placeholder's queue half: `<prefix><callback id>-<8 hex token>-q` (the dialler's ids).
+_PLACEHOLDER_HALF = re.compile(r"(\d+)-[0-9a-f]{8}-q")
+
+Turn = tuple[bool, float, int]
+
+
+def turn(scheduled: bool, arrived_at: float, callback_id: int) -> Turn:
+    """The order callbacks are served in: an agreed time (due) first, then the
+    caller's arrival, then the id. Smaller is served first."""
+    return (not scheduled, arrived_at, callback_id)
+
+
+def placeholder_callback(uniqueid: str, prefix: str) -> int | None:
+    """The callback whose placeholder is the queue caller `uniqueid`, or None."""
+    if not uniqueid.startswith(prefix):
+        return None
+    found = _PLACEHOLDER_HALF.fullmatch(uniqueid, len(prefix))
+    return int(found.group(1)) if found else None
+
+
+def standing_ahead(view: QueueView, mine: Turn, turns: Mapping[int, Turn],
+                   prefix: str) -> int:
+    """Placeholders in the queue now (any node's) whose callbacks are served before
+    `mine`: app_queue's position counts who is there, not who is on the way, so a
+    callback whose placeholder is still being made is not ahead yet. `turns` holds
+    the standing callbacks' turns (from the database); one unknown there is a
+    placeholder of a callback already gone, and is ahead of nobody."""
+    ahead = 0
+    for caller in view.callers:
+        callback_id = placeholder_callback(caller.uniqueid, prefix)
+        theirs = turns.get(callback_id) if callback_id is not None else None
+        if theirs is not None and theirs < mine:
+            ahead += 1
+    return ahead
 
 
 def serving(view: QueueView) -> int:

@@ -119,3 +119,23 @@ async def test_hooks_and_timed_playbacks_order_events_as_scripted(fake: FakeAri,
                                "PlaybackFinished", "ChannelDestroyed"]
     assert call.playback("p2").state == "failed"
     task.cancel()
+
+
+async def test_a_dropped_socket_is_told_before_the_reconnect(fake: FakeAri, client: AriClient):
+    from nohold.ari_apps.ari_client import CONNECTED_EVENT, DISCONNECTED_EVENT
+
+    seen, task = await listen(client)
+    try:
+        await fake.until(lambda: fake.connected(APP), what="connected")
+        refused = fake.fail("GET", "/events", 503, times=3)
+        await fake.drop_socket(APP)
+        await fake.until(lambda: refused.hits == 3 and fake.connected(APP),
+                         what="reconnected after three refusals")
+        await fake.until(lambda: sum(e["type"] == CONNECTED_EVENT for e in seen) == 2,
+                         what="the second connect")
+        kinds = [e["type"] for e in seen]
+        # Once per connection that ended, not once per failed attempt to reconnect.
+        assert kinds == [CONNECTED_EVENT, DISCONNECTED_EVENT, CONNECTED_EVENT], kinds
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

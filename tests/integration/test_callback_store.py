@@ -190,3 +190,15 @@ async def test_callbacks_ahead_count_earlier_live_arrivals_of_the_queue(node_a):
     assert await node_a.count_ahead("billing", at(20)) == 2, "a placeholder is still ahead"
     await node_a.cancel(first.id, at(2001))
     assert await node_a.count_ahead("billing", at(20)) == 1
+
+
+async def test_turns_give_each_callbacks_serving_order(node_a, node_b):
+    from nohold.decisions.callbacks import turn
+
+    made = [(await ask(node_a, f"+4860100021{i}", arrived=arrived))[0]
+            for i, arrived in enumerate([30, 10])]
+    turns = await node_b.turns([made[0].id, made[1].id, 99999, made[0].id])
+    assert turns == {made[0].id: turn(False, at(30).timestamp(), made[0].id),
+                     made[1].id: turn(False, at(10).timestamp(), made[1].id)}
+    assert turns[made[1].id] < turns[made[0].id]
+    assert await node_b.turns([]) == {}

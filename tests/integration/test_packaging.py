@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_wheel_carries_dialplan_templates_scenarios_and_migrations(tmp_path):
+    # Built from a copy without a checkout's leftovers: setuptools adds whatever an
+    # old build/ holds (top-level packages of before decision 0016) to the wheel.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
+        "build", "*.egg-info", ".venv", ".*_cache", "node_modules", ".git"))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+         str(source)],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr

@@ -18,7 +18,7 @@ from typing import Any
 
 from nohold.ami.client import AmiClient
 from nohold.ami.settings import AmiSettings
-from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, DISCONNECTED_EVENT, AriClient
 from nohold.sandbox import Sandbox, start_sandbox
 
 APP = "cbprobe"
@@ -103,6 +103,8 @@ class Recorder:
             if e.get("type") == CONNECTED_EVENT:
                 self._connected.set()
                 continue
+            if e.get("type") == DISCONNECTED_EVENT:
+                continue  # ours, not Asterisk's: no timestamp
             ts = dt.datetime.strptime(e["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
             self._add(Ev(ts, "ari", e.get("type", ""), e))
             if self.on_ari:

@@ -20,7 +20,7 @@ from typing import Any
 
 from nohold.ami.client import AmiClient
 from nohold.ami.settings import AmiSettings
-from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, DISCONNECTED_EVENT, AriClient
 from nohold.sandbox import Sandbox
 from nohold.sandbox.caller import ALL_CHANNELS_AND_BRIDGES
 
@@ -153,6 +153,8 @@ class AsteriskEvents:
                 self._changed.set()
                 self._connected.set()
                 continue
+            if e.get("type") == DISCONNECTED_EVENT:
+                continue  # ours, not Asterisk's: no timestamp
             ts = dt.datetime.strptime(e["timestamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
             self._add(ts, "ari", str(e.get("type", "")), e)
 

@@ -182,3 +182,32 @@ def test_the_queue_setup_check_reads_getconfig_and_names_each_fix():
     assert "now 60" in problems[3]
     assert offer_setup_problems(conf, "sales", *args) == [
         "queues.conf has no queue [sales] (callbacks.queues lists it)"]
+
+
+def test_placeholders_count_ahead_only_when_in_the_queue_and_served_earlier():
+    """app_queue's position counts who is there: a callback served earlier whose
+    placeholder is still on its way is not ahead yet (else a later one, already in
+    the queue, ends in front of it: seen after an Asterisk restart as [1, 3, 2])."""
+    from nohold.decisions.callbacks import placeholder_callback, standing_ahead, turn
+    from nohold.decisions.queue_state import QueueCaller, QueueView
+
+    assert placeholder_callback("cb-12-0a1b2c3d-q", "cb-") == 12
+    for other in ("cb-12-0a1b2c3d", "cb-12-a1-0a1b2c", "cb-x-0a1b2c3d-q", "x-12-0a1b2c3d-q",
+                  "cb-12-0a1b2c3-q", "1796328355.6"):
+        assert placeholder_callback(other, "cb-") is None, other
+
+    def view(*uniqueids: str) -> QueueView:
+        return QueueView(name="billing", callers=tuple(
+            QueueCaller(u, f"Local/s@nohold-callback-placeholder-{n};2", n + 1, 0.0)
+            for n, u in enumerate(uniqueids)))
+
+    turns = {1: turn(False, 10.0, 1), 2: turn(False, 20.0, 2), 3: turn(False, 30.0, 3),
+             9: turn(True, 99.0, 9)}
+    # Only 3 stands: 1 is placed first, then 2 behind 1 (once 1 stands), never behind 3.
+    assert standing_ahead(view("cb-3-00000000-q"), turns[1], turns, "cb-") == 0
+    assert standing_ahead(view("cb-3-00000000-q"), turns[2], turns, "cb-") == 0
+    assert standing_ahead(view("cb-1-00000000-q", "cb-3-00000000-q"), turns[2], turns,
+                          "cb-") == 1
+    # An agreed time is served first whatever its arrival; an unknown id is nobody.
+    assert standing_ahead(view("cb-9-00000000-q", "cb-5-00000000-q", "PJSIP/x"),
+                          turns[1], turns, "cb-") == 1

@@ -103,3 +103,18 @@ async def test_no_outcome_event_is_bounded_and_hangs_up():
     assert ("DELETE", "/channels/out-4") in rt.ari.requests  # type: ignore[attr-defined]
     await asyncio.sleep(0)  # done callbacks run on the next loop iteration
     assert "out-4" not in rt.originations
+
+
+async def test_connected_holds_only_while_the_apps_socket_is_up():
+    """A dialler makes channels into its app only while Asterisk has the app: one made
+    between a drop and the reconnect dies at once, unheard (seen after a restart)."""
+    from nohold.ari_apps.ari_client import CONNECTED_EVENT, DISCONNECTED_EVENT
+
+    rt, _ = _runtime()
+    rt.dispatch({"type": CONNECTED_EVENT, "application": "test"})
+    assert rt.connected.is_set()
+    rt.dispatch({"type": DISCONNECTED_EVENT, "application": "test"})
+    assert not rt.connected.is_set()
+    rt.dispatch({"type": CONNECTED_EVENT, "application": "test"})
+    assert rt.connected.is_set()
+    await asyncio.gather(*rt.tasks, return_exceptions=True)  # the reconciles it spawned

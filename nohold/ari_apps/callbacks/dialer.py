@@ -31,6 +31,8 @@ import logging
 import re
 import uuid
 from datetime import UTC, datetime
+from collections.abc import Mapping
+from typing import Any
 
 from nohold.ari_apps.agent_first import CustomerLeg, dial_into_bridge, until_one_leaves
 from nohold.ari_apps.ari_client import AriError, AriNotFound
@@ -48,13 +50,16 @@ from nohold.decisions.callbacks import (
     State,
     after_attempt,
     expired,
+    placeholder_callback,
     placeholders_wanted,
     position_in_queue,
+    standing_ahead,
+    turn,
 )
 from nohold.decisions.dial import DialOutcome
 from nohold.decisions.hours import Calendar
 from nohold.decisions.numbers import NumberRefused
-from nohold.decisions.queue_state import QueueMember
+from nohold.decisions.queue_state import QueueMember, QueueView
 from nohold.decisions.schedule import moved_for_closure
 
 log = logging.getLogger("nohold.callbacks")
@@ -66,6 +71,14 @@ ABANDON_WINDOW = 2.0
 # Seconds to wait for an answered customer leg to be gone before its AstDB note is deleted.
 FORGET_WAIT = 30.0
 PLACEHOLDER_PREFIX = "cb-"
+# How long one placeholder may keep the next of its queue waiting for app_queue to
+# show it joined (a join is a few milliseconds; a dead one ends sooner).
+JOIN_WAIT = 5.0
+# After a placeholder could not be made (Asterisk shutting down, overloaded, its
+# app not registered), no new one for this long, doubling per failure in a row:
+# a failing Asterisk is asked a few times a second at most, never in a tight loop.
+STAND_OFF_FIRST = 0.25
+STAND_OFF_MAX = 5.0
 # A customer's leg: cb-<callback>-a<attempt>-<6 hex> (see `attempt`).
 _CUSTOMER = re.compile(rf"{PLACEHOLDER_PREFIX}\d+-a\d+-[0-9a-f]{{6}}")
 
@@ -94,6 +107,11 @@ class Dialer:
         self.dialling: set[int] = set()
         self.watching: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
+        # One placeholder at a time joins a queue: app_queue's position counts who is
+        # there, so each one is placed after the last has joined (see _position).
+        self.joining: dict[str, asyncio.Lock] = {}
+        self.failures = 0
+        self.stand_off_until = 0.0
         self.note_kept_warned = False
         self.calendar_problem_logged = False
         self.notes = NoteVoice(parts.settings.prompts, parts.store)
@@ -151,6 +169,10 @@ class Dialer:
         view = self.queues.view(queue) if self.queues is not None else None
         if view is None or self.queues is None or not self.queues.fresh:
             return  # blind without the queue state: no new placeholders
+        if self.rt is None or not self.rt.connected.is_set():
+            return  # the app is not registered (ARI reconnecting): a placeholder would die
+        if now < self.stand_off_until:
+            return
         if not await self._calendar_open(now):
             return  # nobody is called outside the callback calendar; they wait for it
         standing = await self.store.count_in(queue, State.QUEUED)
@@ -158,15 +180,7 @@ class Dialer:
         if not wanted:
             return
         for record in await self.store.take_turns(queue, wanted, utc_at(now)):
-            if record.scheduled:
-                # An agreed time: first in line once due (it was never in the queue).
-                self._start(record, 1)
-                continue
-            ahead = await self.store.count_ahead(queue, record.arrived_at,
-                                                 states=(State.QUEUED,)) - 1
-            position = position_in_queue(view, record.arrived_at.timestamp(), now,
-                                         self.queues.now(), max(0, ahead), PLACEHOLDER_CONTEXT)
-            self._start(record, position)
+            self._start(record)
 
     async def move_for_closure(self, now: float) -> None:
         """Agreed times that fall due while the callback calendar is closed (a holiday
@@ -216,11 +230,11 @@ class Dialer:
             self.calendar_problem_logged = True
             log.error("callback_calendar_unknown %s: no callback is dialled", text)
 
-    def _start(self, record: CallbackRecord, position: int) -> None:
+    def _start(self, record: CallbackRecord) -> None:
         async def with_ids() -> None:
             logs.call_id.set(record.call_id)
             try:
-                await self.hold_place(record, position)
+                await self.hold_place(record)
             finally:
                 self.held.pop(record.id, None)
                 self.dialling.discard(record.id)
@@ -229,7 +243,7 @@ class Dialer:
         self.held[record.id] = asyncio.create_task(with_ids())
 
     # -- one placeholder ---------------------------------------------------------------------
-    async def hold_place(self, record: CallbackRecord, position: int) -> None:
+    async def hold_place(self, record: CallbackRecord) -> None:
         assert self.rt is not None
         token = uuid.uuid4().hex[:8]
         placeholder_id = f"{PLACEHOLDER_PREFIX}{record.id}-{token}"
@@ -240,14 +254,20 @@ class Dialer:
                 if agent is not None:
                     await self.agent_connected(record, agent, owner=record.owner_agent)
                     return
-            agent = await self.rt.create_channel(
-                f"Local/s@{PLACEHOLDER_CONTEXT}/n", channel_id=placeholder_id,
-                other_channel_id=f"{placeholder_id}-q", app_args=("placeholder", str(record.id)),
-                variables={"NOHOLD_CB_ID": str(record.id), "NOHOLD_CB_QUEUE": record.queue,
-                           "NOHOLD_CB_POSITION": str(position)})
-            await agent.dial()
-            log.info("callback_standing callback=%s call=%s queue=%s position=%d channel=%s",
-                     record.id, record.call_id, record.queue, position, placeholder_id)
+            async with self.joining.setdefault(record.queue, asyncio.Lock()):
+                position = await self._position(record)
+                agent = await self.rt.create_channel(
+                    f"Local/s@{PLACEHOLDER_CONTEXT}/n", channel_id=placeholder_id,
+                    other_channel_id=f"{placeholder_id}-q",
+                    app_args=("placeholder", str(record.id)),
+                    variables={"NOHOLD_CB_ID": str(record.id), "NOHOLD_CB_QUEUE": record.queue,
+                               "NOHOLD_CB_POSITION": str(position)})
+                await agent.dial()
+                log.info("callback_standing callback=%s call=%s queue=%s position=%d "
+                         "channel=%s", record.id, record.call_id, record.queue, position,
+                         placeholder_id)
+                await self._joined(record.queue, f"{placeholder_id}-q", agent)
+            self.failures = 0
             await _first(agent.up, agent.gone)
             if not agent.up.is_set():
                 await self._back_in_line(record, "placeholder_ended")
@@ -256,6 +276,10 @@ class Dialer:
         except (AriError, CallerHungUp, TimeoutError) as exc:
             log.warning("callback_placeholder_failed callback=%s error=%s: %s", record.id,
                         type(exc).__name__, exc)
+            if self.clock() >= self.stand_off_until:  # the others made with it count once
+                self.failures += 1
+                self.stand_off_until = self.clock() + min(
+                    STAND_OFF_MAX, STAND_OFF_FIRST * 2 ** (self.failures - 1))
             await self._back_in_line(record, "placeholder_failed")
         except asyncio.CancelledError:
             if record.id not in self.dialling:
@@ -265,6 +289,40 @@ class Dialer:
             if agent is not None and not agent.keep_at_shutdown:
                 with contextlib.suppress(AriError):
                     await agent.hangup()
+
+    async def _position(self, record: CallbackRecord) -> int:
+        """Where the placeholder enters, counted from who is in the queue now: live
+        callers who arrived no later, and placeholders (any node's) of callbacks
+        served earlier. An agreed time that fell due is first in line."""
+        view = self.queues.view(record.queue) if self.queues is not None else None
+        if record.scheduled or view is None or self.queues is None:
+            return 1
+        ids = [i for c in view.callers
+               if (i := placeholder_callback(c.uniqueid, PLACEHOLDER_PREFIX)) is not None]
+        mine = turn(record.scheduled, record.arrived_at.timestamp(), record.id)
+        ahead = standing_ahead(view, mine, await self.store.turns(ids), PLACEHOLDER_PREFIX)
+        return position_in_queue(view, record.arrived_at.timestamp(), self.clock(),
+                                 self.queues.now(), ahead, PLACEHOLDER_CONTEXT)
+
+    async def _joined(self, queue: str, uniqueid: str, agent: Channel) -> None:
+        """Until app_queue shows the placeholder's queue half among the queue's callers
+        (or it is answered or gone first), at most JOIN_WAIT: the next placeholder's
+        position counts it."""
+        if self.queues is None:
+            return
+
+        def there(views: Mapping[str, QueueView]) -> bool:
+            view = views.get(queue)
+            return view is not None and any(c.uniqueid == uniqueid for c in view.callers)
+
+        seen = asyncio.ensure_future(self.queues.wait_for(there, JOIN_WAIT))
+        try:
+            await _first_done(seen, agent.up, agent.gone)
+        finally:
+            seen.cancel()
+        if seen.done() and not seen.cancelled() and seen.exception() is not None:
+            log.warning("callback_join_unseen channel=%s queue=%s within=%ss", uniqueid, queue,
+                        JOIN_WAIT)
 
     async def _owner_first(self, record: CallbackRecord) -> Channel | None:
         """The agent who promised the call, rung directly while the grace lasts: each
@@ -708,6 +766,16 @@ def _talking(record: CallbackRecord, channels: dict[str, str]) -> bool:
     leg = f"{PLACEHOLDER_PREFIX}{record.id}-a{record.attempts}-"
     return any(i.startswith(leg) and _is_customer(record.id, i) and state == "Up"
                for i, state in channels.items())
+
+
+async def _first_done(task: asyncio.Future[Any], *events: asyncio.Event) -> None:
+    """Until `task` is done or one of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait([task, *waits], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _first(*events: asyncio.Event) -> None:
