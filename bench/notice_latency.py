@@ -80,6 +80,7 @@ GONE_TIMEOUT = 10.0  # s to wait for ";2" to be destroyed after hanging up ";1"
 @dataclass
 class CallWatch:
     entered: datetime | None = None  # ChannelDialplan Stasis on ";2"
+    answered: datetime | None = None  # ChannelStateChange to Up on ";2"
     notice: datetime | None = None  # PlaybackStarted of the notice on ";2"
     notice_started: asyncio.Event = field(default_factory=asyncio.Event)
     gone: asyncio.Event = field(default_factory=asyncio.Event)
@@ -142,6 +143,9 @@ class Observer:
         if kind == "ChannelDialplan" and event.get("dialplan_app") == "Stasis":
             if watch.entered is None:
                 watch.entered = asterisk_time(event)
+        elif kind == "ChannelStateChange" and (event.get("channel") or {}).get("state") == "Up":
+            if watch.answered is None:
+                watch.answered = asterisk_time(event)
         elif kind == "ChannelDestroyed":
             watch.gone.set()
             watch.notice_started.set()  # wake the caller: no notice will come now
@@ -152,6 +156,10 @@ class Observer:
 @dataclass
 class CallResults:
     latencies_ms: list[float] = field(default_factory=list)
+    # The same calls split where Asterisk saw the answer: Stasis -> Up (the app got
+    # the call and asked to answer) and Up -> PlaybackStarted (what it did before play).
+    to_answer_ms: list[float] = field(default_factory=list)
+    answer_to_notice_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
@@ -173,6 +181,11 @@ async def one_call(observer: Observer, endpoint: str, results: CallResults) -> N
             )
         else:
             results.latencies_ms.append((watch.notice - watch.entered).total_seconds() * 1000)
+            if watch.answered is not None:
+                results.to_answer_ms.append(
+                    (watch.answered - watch.entered).total_seconds() * 1000)
+                results.answer_to_notice_ms.append(
+                    (watch.notice - watch.answered).total_seconds() * 1000)
     except TimeoutError:
         results.failures.append(f"notice not started within {NOTICE_TIMEOUT:.0f}s")
     except AriError as exc:
@@ -320,6 +333,12 @@ def _ratio_row(a: Measurement, b: Measurement) -> list[str]:
     ]
 
 
+def _mid_p99(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    return f"{statistics.median(values):5.1f} / {percentile(values, 99):5.1f}"
+
+
 HEADER = ["app", "calls ok", "median ms", "p99 ms", "max ms", "CPU ms/call", "RSS MB before",
           "RSS MB after", "RSS MB peak", "RSS KB/call", "calls/s"]
 
@@ -346,6 +365,11 @@ def report(floor: Measurement, nohold: Measurement, args: argparse.Namespace,
         "RSS before = after warm-up, peak = VmHWM",
         "",
         format_table([_row(nohold), _row(floor), _ratio_row(nohold, floor)]),
+        "",
+        "where the time goes (Asterisk's timestamps; Up = ChannelStateChange to Up on ;2), "
+        "median / p99 ms:",
+        *(f"  {m.label:<7} Stasis -> Up {_mid_p99(m.results.to_answer_ms)}   "
+          f"Up -> notice {_mid_p99(m.results.answer_to_notice_ms)}" for m in (nohold, floor)),
         "",
         "nohold proof rows (warm-up included) by outcome: "
         + (", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())) or "none")

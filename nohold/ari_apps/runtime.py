@@ -18,6 +18,7 @@ Channel instead of starting a call flow, and bridge playbacks go to the Bridge.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -110,6 +111,11 @@ class StasisRuntime:
             return
         if kind == DISCONNECTED_EVENT:
             self.connected.clear()
+            # Their StasisStart cannot come now: fail them at once, not after 10 s.
+            for made, waiting in self.expected.items():
+                if not waiting.done():
+                    waiting.set_exception(AriError(
+                        f"ARI events for {self.app} dropped before {made} entered"))
             return
         if kind == "ApplicationReplaced":
             log.error("application_replaced app=%s: another process took it; standing down",
@@ -176,9 +182,21 @@ class StasisRuntime:
         log.info("channel_create channel=%s endpoint=%s", channel_id, endpoint)
         try:
             await self.ari.request("POST", "/channels/create", params=params, json=body)
-            return await asyncio.wait_for(waiting, timeout)
+            try:
+                return await asyncio.wait_for(waiting, timeout)
+            except BaseException:
+                # Made but never ours (no StasisStart, or cancelled meanwhile): a
+                # channel nobody holds must not stay in Asterisk.
+                await asyncio.shield(self._drop(channel_id))
+                raise
         finally:
             self.expected.pop(channel_id, None)
+            if waiting.done() and not waiting.cancelled():
+                waiting.exception()  # retrieved: a POST that failed first said it all
+
+    async def _drop(self, channel_id: str) -> None:
+        with contextlib.suppress(AriError):  # 404: gone already
+            await self.ari.request("DELETE", f"/channels/{channel_id}")
 
     def _enter_originated(self, event: dict[str, Any]) -> bool:
         channel_id = _channel_of(event)

@@ -118,3 +118,22 @@ async def test_connected_holds_only_while_the_apps_socket_is_up():
     rt.dispatch({"type": CONNECTED_EVENT, "application": "test"})
     assert rt.connected.is_set()
     await asyncio.gather(*rt.tasks, return_exceptions=True)  # the reconciles it spawned
+
+
+async def test_a_drop_fails_channels_being_made_at_once_and_hangs_them_up():
+    """Their StasisStart cannot come over a dropped socket: create_channel fails now,
+    not after its 10 s, and the channel Asterisk made is not left behind."""
+    import pytest
+
+    from nohold.ari_apps.ari_client import DISCONNECTED_EVENT, AriError
+
+    rt, _ = _runtime()
+    making = asyncio.ensure_future(rt.create_channel("Local/s@x/n", channel_id="cb-1-0a1b2c3d"))
+    for _ in range(3):  # the fake answers at once: the POST is done within a few steps
+        await asyncio.sleep(0)
+    assert ("POST", "/channels/create") in rt.ari.requests  # type: ignore[attr-defined]
+    rt.dispatch({"type": DISCONNECTED_EVENT, "application": "test"})
+    with pytest.raises(AriError, match="dropped before cb-1-0a1b2c3d"):
+        await asyncio.wait_for(making, 1)
+    assert ("DELETE", "/channels/cb-1-0a1b2c3d") in rt.ari.requests  # type: ignore[attr-defined]
+    assert rt.expected == {}

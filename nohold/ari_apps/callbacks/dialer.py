@@ -110,8 +110,8 @@ class Dialer:
         # One placeholder at a time joins a queue: app_queue's position counts who is
         # there, so each one is placed after the last has joined (see _position).
         self.joining: dict[str, asyncio.Lock] = {}
-        self.failures = 0
-        self.stand_off_until = 0.0
+        # Per queue: failures in a row, and until when no placeholder is made there.
+        self.stand_off: dict[str, tuple[int, float]] = {}
         self.note_kept_warned = False
         self.calendar_problem_logged = False
         self.notes = NoteVoice(parts.settings.prompts, parts.store)
@@ -165,13 +165,26 @@ class Dialer:
             log.info("callback_released callback=%s reason=no_longer_held", callback_id)
             self.held[callback_id].cancel()
 
+    def _may_stand(self, queue: str, now: float) -> bool:
+        """A placeholder may be made in `queue` now: its state is known (AMI), the app is
+        registered with Asterisk (a channel made into it otherwise dies unheard), and
+        no stand-off after a failure holds."""
+        view = self.queues.view(queue) if self.queues is not None else None
+        return (view is not None and self.queues is not None and self.queues.fresh
+                and self.rt is not None and self.rt.connected.is_set()
+                and now >= self.stand_off.get(queue, (0, 0.0))[1])
+
+    def _failed(self, queue: str) -> None:
+        failures, until = self.stand_off.get(queue, (0, 0.0))
+        now = self.clock()
+        if now >= until:  # the others of its batch, failing meanwhile, count once
+            failures += 1
+            until = now + min(STAND_OFF_MAX, STAND_OFF_FIRST * 2 ** (failures - 1))
+        self.stand_off[queue] = (failures, until)
+
     async def stand_in(self, queue: str, now: float) -> None:
         view = self.queues.view(queue) if self.queues is not None else None
-        if view is None or self.queues is None or not self.queues.fresh:
-            return  # blind without the queue state: no new placeholders
-        if self.rt is None or not self.rt.connected.is_set():
-            return  # the app is not registered (ARI reconnecting): a placeholder would die
-        if now < self.stand_off_until:
+        if view is None or not self._may_stand(queue, now):
             return
         if not await self._calendar_open(now):
             return  # nobody is called outside the callback calendar; they wait for it
@@ -255,6 +268,10 @@ class Dialer:
                     await self.agent_connected(record, agent, owner=record.owner_agent)
                     return
             async with self.joining.setdefault(record.queue, asyncio.Lock()):
+                # Waiting for the lock, the app may have dropped or the one ahead failed.
+                if not self._may_stand(record.queue, self.clock()):
+                    await self._back_in_line(record, "not_now")
+                    return
                 position = await self._position(record)
                 agent = await self.rt.create_channel(
                     f"Local/s@{PLACEHOLDER_CONTEXT}/n", channel_id=placeholder_id,
@@ -267,7 +284,7 @@ class Dialer:
                          "channel=%s", record.id, record.call_id, record.queue, position,
                          placeholder_id)
                 await self._joined(record.queue, f"{placeholder_id}-q", agent)
-            self.failures = 0
+            self.stand_off.pop(record.queue, None)
             await _first(agent.up, agent.gone)
             if not agent.up.is_set():
                 await self._back_in_line(record, "placeholder_ended")
@@ -276,10 +293,7 @@ class Dialer:
         except (AriError, CallerHungUp, TimeoutError) as exc:
             log.warning("callback_placeholder_failed callback=%s error=%s: %s", record.id,
                         type(exc).__name__, exc)
-            if self.clock() >= self.stand_off_until:  # the others made with it count once
-                self.failures += 1
-                self.stand_off_until = self.clock() + min(
-                    STAND_OFF_MAX, STAND_OFF_FIRST * 2 ** (self.failures - 1))
+            self._failed(record.queue)
             await self._back_in_line(record, "placeholder_failed")
         except asyncio.CancelledError:
             if record.id not in self.dialling:
@@ -293,16 +307,30 @@ class Dialer:
     async def _position(self, record: CallbackRecord) -> int:
         """Where the placeholder enters, counted from who is in the queue now: live
         callers who arrived no later, and placeholders (any node's) of callbacks
-        served earlier. An agreed time that fell due is first in line."""
-        view = self.queues.view(record.queue) if self.queues is not None else None
-        if record.scheduled or view is None or self.queues is None:
-            return 1
+        served earlier. An agreed time that fell due goes ahead of every live caller,
+        behind agreed times due before it.
+
+        Two nodes placing at the same moment may each miss the other's placeholder
+        (tens of ms); the later one then stands one place early."""
+        assert self.queues is not None and self.rt is not None
+        view = self.queues.view(record.queue)
+        assert view is not None, "_may_stand saw it"
         ids = [i for c in view.callers
-               if (i := placeholder_callback(c.uniqueid, PLACEHOLDER_PREFIX)) is not None]
+               if (i := placeholder_callback(c.uniqueid, PLACEHOLDER_PREFIX)) is not None
+               and not self._taken(c.uniqueid)]
         mine = turn(record.scheduled, record.arrived_at.timestamp(), record.id)
         ahead = standing_ahead(view, mine, await self.store.turns(ids), PLACEHOLDER_PREFIX)
+        if record.scheduled:
+            return 1 + ahead
         return position_in_queue(view, record.arrived_at.timestamp(), self.clock(),
                                  self.queues.now(), ahead, PLACEHOLDER_CONTEXT)
+
+    def _taken(self, uniqueid: str) -> bool:
+        """One of ours that an agent answered: the view (AMI) may not show it leaving
+        yet, ARI said so first. Not ahead of anyone any more."""
+        assert self.rt is not None
+        ours = self.rt.channels.get(uniqueid.removesuffix("-q"))
+        return ours is not None and ours.up.is_set()
 
     async def _joined(self, queue: str, uniqueid: str, agent: Channel) -> None:
         """Until app_queue shows the placeholder's queue half among the queue's callers
@@ -312,6 +340,8 @@ class Dialer:
             return
 
         def there(views: Mapping[str, QueueView]) -> bool:
+            if self.queues is None or not self.queues.fresh:
+                return True  # AMI is down: nothing to see; the next one checks first
             view = views.get(queue)
             return view is not None and any(c.uniqueid == uniqueid for c in view.callers)
 
