@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient
+from nohold.ari_apps.ari_client import CONNECTED_EVENT, AriClient, AriNotFound
 from nohold.sandbox import Sandbox, start_sandbox
 from nohold.sandbox.caller import ScriptedCaller
 from nohold.sandbox.sipp import arun_sipp_call, render_scenario
@@ -199,37 +199,44 @@ async def test_scripted_caller_without_ivr_falls_back_to_operator(
 async def test_many_short_callers_do_not_wedge_asterisk(sandbox: Sandbox) -> None:
     """Regression: closing a subscribeAll socket while device states change deadlocks
     Asterisk 22.10's ARI (asterisk/asterisk#2170); callers subscribe to channels and
-    bridges only, so 25 short calls in a row leave ARI answering."""
-    ours: list[str] = []
-    for _ in range(25):
-        async with ScriptedCaller(
-            sandbox, context="nohold-sandbox-transfer", exten="100", connect_timeout=5
-        ) as caller:
-            ours.append(caller.app)
-            await caller.wait_reached("person:operator", timeout=5)
-    assert "fully booted" in sandbox.cli("core waitfullybooted", timeout=5)
+    bridges only, so 25 short calls in a row leave ARI answering, and no caller's app
+    keeps its "all" subscriptions once its client is closed (AriClient.close)."""
 
-    async def subscribed_callers() -> list[str]:
-        apps = await asyncio.wait_for(c.request("GET", "/applications"), 5)
-        # What is still subscribed, to tell a leak from a slow unregister when it fails.
-        # An app of an earlier test on this session's sandbox fails this test too.
-        return [f"{a['name']} ({'this test' if a['name'] in ours else 'earlier test'}) "
-                f"channels={a['channel_ids']} bridges={a['bridge_ids']} "
-                f"devices={a['device_names']} endpoints={a.get('endpoint_ids')}"
-                for a in apps if a["name"].startswith("nohold-caller-")
-                and (a["channel_ids"] or a["bridge_ids"] or a["device_names"])]
+    async def still_subscribed(app: str) -> str | None:
+        try:
+            a = await asyncio.wait_for(c.request("GET", f"/applications/{app}"), 5)
+        except AriNotFound:
+            return None
+        if not (a["channel_ids"] or a["bridge_ids"] or a["device_names"]):
+            return None
+        return (f"{app} channels={a['channel_ids']} bridges={a['bridge_ids']} "
+                f"devices={a['device_names']}")
 
-    # No caller app keeps its subscriptions once its socket is closed. Asterisk
-    # unregisters an app after it has read the close, so the last caller may still
-    # be listed for a moment (seen once in ~50 runs): bounded, not slept for.
     async with AriClient(sandbox.ari_url, sandbox.ari_user, sandbox.ari_password, "t") as c:
-        left = await subscribed_callers()
+        for i in range(25):
+            async with ScriptedCaller(
+                sandbox, context="nohold-sandbox-transfer", exten="100", connect_timeout=5
+            ) as caller:
+                await caller.wait_reached("person:operator", timeout=5)
+            # close() has taken the subscriptions back and Asterisk has answered it:
+            # whatever is left now was made after that, so it is checked at once.
+            left = await still_subscribed(caller.app)
+            assert left is None, (
+                f"caller {i}: {left} after its close; Asterisk's log for it:\n"
+                + "\n".join(line for line in sandbox.log_tail(4000).splitlines()
+                             if caller.app in line)[-4000:])
+        # Nor has any caller app of an earlier test on this session's sandbox (each
+        # was closed long ago: bounded, in case one of them was closed a moment ago).
+        apps: list[str] = []
         for _ in range(50):
-            if not left:
+            apps = [a["name"] for a in await c.request("GET", "/applications")
+                    if a["name"].startswith("nohold-caller-")
+                    and (a["channel_ids"] or a["bridge_ids"] or a["device_names"])]
+            if not apps:
                 break
             await asyncio.sleep(0.1)
-            left = await subscribed_callers()
-    assert left == [], left
+        assert apps == [], [await still_subscribed(app) for app in apps]
+    assert "fully booted" in sandbox.cli("core waitfullybooted", timeout=5)
 
 
 async def test_scripted_caller_reaches_queue_agent(sandbox: Sandbox) -> None:
