@@ -76,7 +76,8 @@ async def check_ami(
         # Only a session whose user has read=system gets FullyBooted: an event that
         # really arrived is the proof, whatever manager.conf looks like.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(booted.wait(), _BOOT_WAIT)
+            async with asyncio.timeout(_BOOT_WAIT):
+                await booted.wait()
         if not booted.is_set():
             report.problems.append(
                 f"ami: no FullyBooted event within {_BOOT_WAIT:.0f}s of the login: the "

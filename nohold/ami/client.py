@@ -173,7 +173,8 @@ class AmiClient:
 
     async def wait_ready(self, timeout: float) -> None:
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
         except TimeoutError:
             raise AmiTimeout(
                 f"AMI not ready after {timeout:.0f}s (last error: {self.last_error})"
@@ -266,10 +267,9 @@ class AmiClient:
         loop = asyncio.get_running_loop()
         session = _Session(self)
         try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(AMIProtocol, self.settings.host, self.settings.port),
-                self.settings.connect_timeout,
-            )
+            async with asyncio.timeout(self.settings.connect_timeout):
+                _, protocol = await loop.create_connection(
+                    AMIProtocol, self.settings.host, self.settings.port)
         except TimeoutError:
             raise AmiTimeout(
                 f"no TCP connection to AMI at {self.settings.host}:{self.settings.port} "
@@ -336,7 +336,8 @@ class AmiClient:
         unanswered means a half-open TCP connection, which we close."""
         while not self._closing:
             try:
-                await asyncio.wait_for(asyncio.shield(session.lost), self.ping_interval)
+                async with asyncio.timeout(self.ping_interval):
+                    await asyncio.shield(session.lost)
                 raise AmiError("AMI connection closed")
             except TimeoutError:
                 pass
@@ -357,7 +358,8 @@ class AmiClient:
         future.add_done_callback(session.pending.discard)
         limit = self.settings.action_timeout if timeout is None else timeout
         try:
-            result: Any = await asyncio.wait_for(asyncio.shield(future), limit)
+            async with asyncio.timeout(limit):
+                result: Any = await asyncio.shield(future)
         except TimeoutError:
             # forget it: a late answer must not complete anything, and it is never resent
             session.protocol.responses.pop(action.id, None)

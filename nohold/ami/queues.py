@@ -95,7 +95,8 @@ class QueueMonitor:
             if left <= 0:
                 raise TimeoutError(f"queue state condition not met within {timeout}s: {views}")
             try:
-                await asyncio.wait_for(changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await changed.wait()
             except TimeoutError:
                 pass
 

@@ -100,7 +100,8 @@ async def _ring(agent: Channel, customer: Channel, ring_timeout: float) -> Custo
             # StasisEnd / ChannelHangupRequest come first; the cause (21 rejected,
             # 19 no answer, 17 busy) only with ChannelDestroyed.
             try:
-                await asyncio.wait_for(customer.destroyed.wait(), DESTROY_GRACE)
+                async with asyncio.timeout(DESTROY_GRACE):
+                    await customer.destroyed.wait()
             except TimeoutError:
                 log.warning("customer_no_destroy_cause channel=%s", customer.id)
             return CustomerLeg(customer.outcome(), customer)

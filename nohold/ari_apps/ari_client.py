@@ -152,9 +152,9 @@ class AriClient:
         """
         self._subscribed = False
         try:
-            await asyncio.wait_for(self.request(
-                "DELETE", f"/applications/{self.app}/subscription",
-                params={"eventSource": ",".join(self.subscribe)}), UNSUBSCRIBE_TIMEOUT)
+            async with asyncio.timeout(UNSUBSCRIBE_TIMEOUT):
+                await self.request("DELETE", f"/applications/{self.app}/subscription",
+                                   params={"eventSource": ",".join(self.subscribe)})
         except (AriError, TimeoutError) as exc:  # the usual case: gone with its socket
             log.debug("ari_unsubscribe_after_close app=%s result=%r", self.app, exc)
 

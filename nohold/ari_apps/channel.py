@@ -226,7 +226,8 @@ class Channel:
         if hangup_grace <= 0:
             return  # the caller retries, and says so in its own log line
         try:
-            await asyncio.wait_for(self.gone.wait(), hangup_grace)
+            async with asyncio.timeout(hangup_grace):
+                await self.gone.wait()
         except TimeoutError:
             log.warning("playback_failed channel=%s state=%s", self.id, state)
             return
@@ -310,7 +311,7 @@ class Channel:
 
     async def next_key(self, timeout: float) -> str | None:
         try:
-            return await self._until_gone(asyncio.wait_for(self.keys.get(), timeout))
+            return await self._until_gone(_within(self.keys.get(), timeout))
         except TimeoutError:
             return None
 
@@ -401,6 +402,11 @@ class Recorded:
     state: str  # done | failed | canceled | stored (no event, file kept) | missing
     duration: float | None  # seconds of sound Asterisk kept (trailing silence trimmed)
     hung_up: bool  # the caller was gone when it ended
+
+
+async def _within(aw: Awaitable[T], timeout: float) -> T:
+    async with asyncio.timeout(timeout):
+        return await aw
 
 
 def _seconds(value: Any) -> float | None:
@@ -511,7 +517,8 @@ class Outbound:
         if timeout is None and self.timeout > 0:
             timeout = self.timeout + OUTCOME_GRACE
         try:
-            return await asyncio.wait_for(asyncio.shield(self._result), timeout)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(self._result)
         except TimeoutError:
             pass
         log.warning("originate_no_outcome channel=%s endpoint=%s waited=%s", self.id,

@@ -183,7 +183,8 @@ class StasisRuntime:
         try:
             await self.ari.request("POST", "/channels/create", params=params, json=body)
             try:
-                return await asyncio.wait_for(waiting, timeout)
+                async with asyncio.timeout(timeout):
+                    return await waiting
             except BaseException:
                 # Made but never ours (no StasisStart, or cancelled meanwhile): a
                 # channel nobody holds must not stay in Asterisk.

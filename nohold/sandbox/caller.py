@@ -125,7 +125,8 @@ class ScriptedCaller:
         """Register our app, then originate the Local pair (the app must exist first)."""
         self._pump_task = asyncio.create_task(self._pump(), name=f"{self.app}-events")
         try:
-            await asyncio.wait_for(self._connected.wait(), self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                await self._connected.wait()
         except TimeoutError:
             await self.close()
             raise AriError(f"ARI events WebSocket for {self.app} did not connect") from None
@@ -157,7 +158,8 @@ class ScriptedCaller:
         await self._client.close()
         if self._pump_task is not None:
             try:
-                await asyncio.wait_for(self._pump_task, 5)
+                async with asyncio.timeout(5):
+                    await self._pump_task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - shutting down
                 pass
             self._pump_task = None
@@ -184,9 +186,8 @@ class ScriptedCaller:
         )
         async with self._changed:
             try:
-                await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self._dtmf_received >= expected), timeout
-                )
+                async with asyncio.timeout(timeout):
+                    await self._changed.wait_for(lambda: self._dtmf_received >= expected)
             except TimeoutError:
                 raise TimeoutError(
                     f"digits {digits!r} not all received by the dialplan side within {timeout}s\n"
@@ -256,7 +257,8 @@ class ScriptedCaller:
                         f"({match!r})\n{self.format_timeline()}"
                     )
                 try:
-                    await asyncio.wait_for(self._changed.wait(), left)
+                    async with asyncio.timeout(left):
+                        await self._changed.wait()
                 except TimeoutError:
                     pass
 

@@ -220,7 +220,8 @@ class SippCallee:
         """SIPp's exit (0: the scenario ran to its end), waited for, never slept for."""
         assert self.proc is not None
         try:
-            out, err = await asyncio.wait_for(self.proc.communicate(), timeout)
+            async with asyncio.timeout(timeout):
+                out, err = await self.proc.communicate()
         except TimeoutError:
             self.proc.kill()
             out, err = await self.proc.communicate()

@@ -133,7 +133,8 @@ class SmppGateway:
             self._queued.append(job)
         self._wake()
         try:
-            return await asyncio.wait_for(asyncio.shield(job.future), SUBMIT_TIMEOUT)
+            async with asyncio.timeout(SUBMIT_TIMEOUT):
+                return await asyncio.shield(job.future)
         except TimeoutError:
             raise SmsFailed(f"no answer from the SMSC within {SUBMIT_TIMEOUT:.0f} s") from None
 

@@ -145,3 +145,16 @@ async def test_the_view_is_the_last_snapshot_after_any_number_of_reconnects():
         assert monitor.resyncs == n and monitor.fresh
         assert uids(monitor) == [f"c{n}"]
         assert monitor.view("q").members["Local/b@x"].in_call == (n % 2 == 1)
+
+
+async def test_a_wait_cancelled_as_the_state_changes_ends_cancelled_not_timed_out_later():
+    """Python 3.11's asyncio.wait_for returned the inner result when the cancel and the
+    change met, swallowing the cancel: the wait then ran on to its timeout and died
+    unretrieved ("Task exception was never retrieved", seen in the dialler's log)."""
+    monitor = QueueMonitor(StubClient([]))
+    waiting = asyncio.create_task(monitor.wait_for(lambda views: False, 0.5))
+    await asyncio.sleep(0)  # now waiting on the change event
+    monitor._changed.set()  # the change and the cancel in the same loop iteration
+    waiting.cancel()
+    done, _ = await asyncio.wait({waiting}, timeout=2)
+    assert done and waiting.cancelled(), "the cancel was swallowed"

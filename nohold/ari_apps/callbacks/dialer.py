@@ -129,7 +129,8 @@ class Dialer:
                 except Exception:  # noqa: BLE001 - a failed cycle is retried next tick
                     log.exception("callback_cycle_failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), TICK)
+                    async with asyncio.timeout(TICK):
+                        await self.wake.wait()
                 self.wake.clear()
         finally:
             tasks = [*self.held.values(), *self.watching]
@@ -702,7 +703,8 @@ class Dialer:
         """Asterisk's note of the answer, deleted once the answered leg is gone."""
         async def forget() -> None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(customer.destroyed.wait(), FORGET_WAIT)
+                async with asyncio.timeout(FORGET_WAIT):
+                    await customer.destroyed.wait()
             await self._forget_note(record)
 
         task = asyncio.create_task(forget())

@@ -160,7 +160,8 @@ class IvrFlow:
 
     async def _why_cut_short(self, ch: Channel, heard: float) -> str:
         try:
-            await asyncio.wait_for(ch.gone.wait(), 1.0)
+            async with asyncio.timeout(1.0):
+                await ch.gone.wait()
         except TimeoutError:
             log.warning("notice_cut_short channel=%s heard=%.2fs of %.2fs", ch.id, heard,
                         self.notice_seconds)

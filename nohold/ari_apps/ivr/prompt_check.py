@@ -64,7 +64,8 @@ async def check_asterisk_plays_prompts(settings: Settings) -> str:
     listener = asyncio.create_task(_listen(ari, probes, connected))
     try:
         try:
-            await asyncio.wait_for(asyncio.shield(connected), START_TIMEOUT)
+            async with asyncio.timeout(START_TIMEOUT):
+                await asyncio.shield(connected)
         except TimeoutError:
             raise CheckFailed(f"prompts: no ARI event socket from {a.url} within "
                               f"{START_TIMEOUT:g} s; cannot ask Asterisk to play them") from None
@@ -112,11 +113,13 @@ async def _play(ari: AriClient, probe: _Probe, asterisk_path: str) -> str:
     except AriError as exc:
         return f"the play request failed ({exc})"
     try:
-        await asyncio.wait_for(asyncio.shield(probe.started), START_TIMEOUT)
+        async with asyncio.timeout(START_TIMEOUT):
+            await asyncio.shield(probe.started)
     except TimeoutError:
         return f"no PlaybackStarted within {START_TIMEOUT:g} s"
     try:
-        state = await asyncio.wait_for(asyncio.shield(probe.finished), VERDICT_WINDOW)
+        async with asyncio.timeout(VERDICT_WINDOW):
+            state = await asyncio.shield(probe.finished)
     except TimeoutError:
         state = "playing"
     log.debug("prompt_check prompt=%s media=%s state=%s", probe.name, media, state)
