@@ -10,6 +10,7 @@ enabled feature is registered with Asterisk.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -234,6 +235,11 @@ async def serve(
         await asyncio.wait({connected, *runners}, return_when=asyncio.FIRST_COMPLETED)
         if connected.done():
             log.info("ready apps=%s", ",".join(rt.app for rt in runtimes))
+            # What start-up made (modules, config, SQLAlchemy's tables) lives as long
+            # as the process: out of the collector's sight, a full collection walks
+            # only what calls make, instead of pausing the loop ~60 ms (bench/README.md).
+            gc.collect()
+            gc.freeze()
             if ready is not None:
                 ready.set()
         else:
