@@ -247,6 +247,7 @@ async def serve(
         # Any runner ending means an app was replaced: stand down as a whole.
         await asyncio.wait({*runners, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        gc.unfreeze()  # serve() may run inside another program (tests): give it back
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         for task in (*runners, *tasks, stopper):

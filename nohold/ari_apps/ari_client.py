@@ -28,8 +28,6 @@ reconciles what it owns then, since Asterisk does not replay missed events."""
 
 
 LIVENESS_SUFFIX = ".alive"
-# close() waits this long at most to take its subscriptions back (a wedged Asterisk).
-UNSUBSCRIBE_TIMEOUT = 3.0
 
 
 def liveness_app(app: str) -> str:
@@ -111,8 +109,6 @@ class AriClient:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         # The subscription request of the socket being set up, while it is unanswered.
         self._subscribing: asyncio.Future[Any] | None = None
-        # A subscription request was sent (answered or not): close() takes it back.
-        self._subscribed = False
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -135,28 +131,8 @@ class AriClient:
         await _settle(self._subscribing)
         if self._ws is not None:
             await self._ws.close()
-        if self._subscribed:
-            await self._unsubscribe()
         if self._own_session and self._session is not None:
             await self._session.close()
-
-    async def _unsubscribe(self) -> None:
-        """Take back the "all" subscriptions once the socket is closed.
-
-        Asterisk drops them itself when it reads the close, but a subscription that
-        reaches the app after that keeps it listed, fed every channel's events, for
-        good (a request Asterisk read late, e.g. one that timed out here); a CI run saw
-        a short caller's app still subscribed 5 s after its close, in an order no probe
-        has reproduced. Sent after the close, this leaves nothing in either order:
-        before Asterisk reads the close it unsubscribes, after it the app is gone (404).
-        """
-        self._subscribed = False
-        try:
-            async with asyncio.timeout(UNSUBSCRIBE_TIMEOUT):
-                await self.request("DELETE", f"/applications/{self.app}/subscription",
-                                   params={"eventSource": ",".join(self.subscribe)})
-        except (AriError, TimeoutError) as exc:  # the usual case: gone with its socket
-            log.debug("ari_unsubscribe_after_close app=%s result=%r", self.app, exc)
 
     async def request(
         self,
@@ -223,7 +199,6 @@ class AriClient:
                 # a silently deaf app.
                 # The request runs on its own so that neither close() nor a cancel of
                 # this generator closes the socket before Asterisk has answered it.
-                self._subscribed = True
                 self._subscribing = asyncio.ensure_future(self.request(
                     "POST", f"/applications/{self.app}/subscription",
                     params={"eventSource": ",".join(self.subscribe)}))

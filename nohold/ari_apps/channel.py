@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _GONE_EVENTS = {"StasisEnd", "ChannelDestroyed", "ChannelHangupRequest"}
+# How long a failed request waits for the hang-up events that may trail it, before
+# the failure counts as the flow's own (a hang-up is not a failure).
+GONE_GRACE = 0.5
 
 
 DialplanLocation = tuple[str, str, int]
@@ -174,9 +177,24 @@ class Channel:
             raise CallerHungUp(self.id)
         try:
             return await self.ari.request(method, path, params=params)
-        except (AriNotFound, AriConflict) as exc:
-            # The channel vanished between our decision and the request.
-            raise CallerHungUp(self.id) from exc
+        except AriError as exc:
+            # A channel leaving Stasis fails the commands queued for it with 500
+            # ("Failed to answer channel", "Failed to queue media") or 400, and its
+            # hang-up events may reach us a moment after that answer.
+            if isinstance(exc, AriNotFound | AriConflict) or await self._gone_within(
+                    GONE_GRACE):
+                raise CallerHungUp(self.id) from exc
+            raise
+
+    async def _gone_within(self, seconds: float) -> bool:
+        if self.gone.is_set():
+            return True
+        try:
+            async with asyncio.timeout(seconds):
+                await self.gone.wait()
+        except TimeoutError:
+            return False
+        return True
 
     async def fetch_call_id(self) -> str:
         """For dialplans that do not pass ${CHANNEL(linkedid)} to Stasis()."""

@@ -113,6 +113,7 @@ class ScriptedCaller:
         self._connected = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
         self._hung_up = False
+        self.connects = 0
 
     async def __aenter__(self) -> ScriptedCaller:
         await self.dial()
@@ -340,6 +341,7 @@ class ScriptedCaller:
         async for event in self._client.events():
             kind = event.get("type", "")
             if kind == CONNECTED_EVENT:
+                self.connects += 1  # more than one: the socket dropped and came back
                 self._connected.set()
                 continue
             try:

@@ -76,31 +76,3 @@ async def test_a_cancelled_listener_keeps_the_socket_until_the_subscription_is_a
     await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 2)
     await client.close()
     await fake.until(lambda: not fake.connected(APP), what="socket closed after the answer")
-
-
-async def test_close_takes_the_subscriptions_back_after_the_socket_is_closed(fake: FakeAri):
-    """Whatever order Asterisk reads the close and a late subscription in, nothing
-    of this app stays subscribed once close() returns."""
-    client = AriClient(fake.url, fake.user, fake.password, APP,
-                       subscribe=("channel:", "bridge:"), backoff_max=0.02)
-    events = client.events()
-    assert (await asyncio.wait_for(anext(events), 2))["type"] == CONNECTED_EVENT
-    assert fake.subscriptions[APP] == ["channel:", "bridge:"]
-    closed_first: list[bool] = []
-    fake.on_request("DELETE", f"/applications/{APP}/subscription",
-                    lambda _: closed_first.append(not fake.connected(APP)))
-    await client.close()
-    await events.aclose()
-    assert closed_first == [True], "the subscription is taken back after the socket closed"
-    assert fake.subscriptions[APP] == []
-    deletes = [str(r) for r in fake.requests if r.method == "DELETE"]
-    assert deletes == [f"DELETE /applications/{APP}/subscription?eventSource=channel:,bridge:"]
-
-
-async def test_a_client_that_never_subscribed_takes_nothing_back(fake: FakeAri):
-    client = AriClient(fake.url, fake.user, fake.password, APP, backoff_max=0.02)
-    events = client.events()
-    assert (await asyncio.wait_for(anext(events), 2))["type"] == CONNECTED_EVENT
-    await client.close()
-    await events.aclose()
-    assert [r for r in fake.requests if "subscription" in r.path] == []

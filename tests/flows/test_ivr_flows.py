@@ -9,6 +9,7 @@ import logging
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from nohold.ari_apps import runtime as runtime_module
 from tests.flows.conftest import APP, FALLBACK, IvrFactory, problems
@@ -111,6 +112,30 @@ async def test_failed_playback_before_the_hangup_events_is_caller_hung_up_not_co
     assert (await notice_row(ivr, call)).outcome == "caller_hung_up"
     assert "caller_hung_up" in caplog_calls.text
     assert problems(caplog_calls) == []
+    assert ivr.runtime.channels == {}
+
+
+@pytest.mark.parametrize("request_path", ["/channels/*/answer", "/channels/*/play/*"])
+async def test_a_request_failed_by_a_channel_leaving_stasis_is_a_hang_up_not_a_failure(
+        fake: FakeAri, start_ivr: IvrFactory, caplog_calls, request_path):
+    """Asterisk fails the commands queued for a channel that leaves Stasis with 500
+    ("Failed to answer channel", "Failed to queue media"), and the hang-up events may
+    reach nohold after that answer: the call is a hang-up, not a failure to rescue."""
+    fake.playback_policy = PlaybackPolicy.never()
+    ivr = await start_ivr(notice_seconds=5.0)
+    calls: list[FakeCall] = []
+
+    def leave_stasis(_):  # type: ignore[no-untyped-def]
+        asyncio.get_running_loop().call_later(0.05, fake.hang_up, calls[0])
+        raise web.HTTPInternalServerError(text='{"message": "Failed to answer channel"}')
+
+    fake.on_request("POST", request_path, leave_stasis)
+    calls.append(call := await ivr.call())
+    await ivr.idle()
+    assert "caller_hung_up" in caplog_calls.text
+    assert problems(caplog_calls) == []  # no call_failed, no rescue
+    assert (await notice_row(ivr, call)).outcome == "caller_hung_up"
+    assert call.continued_to is None
     assert ivr.runtime.channels == {}
 
 

@@ -9,7 +9,7 @@ assert exact sequences and provoke exact event orderings that real Asterisk
 produces only now and then.
 
 What it fakes: Basic auth (401), `GET /asterisk/info`, `GET /applications/{app}`
-(404 until the app's socket is up; `channel_ids`), `POST`/`DELETE .../subscription`, the
+(404 until the app's socket is up; `channel_ids`), `POST .../subscription`, the
 event WebSocket (one current socket per app; a second one gets the app and the
 older one an ApplicationReplaced), channels in Stasis (answer, play, variables,
 continue, hang-up, `GET /channels[/{id}]`), playbacks (`GET`/`DELETE`), and the
@@ -295,7 +295,6 @@ class FakeAri:
         r.add_get("/ari/asterisk/info", self._info)
         r.add_get("/ari/applications/{app}", self._application)
         r.add_post("/ari/applications/{app}/subscription", self._subscribe)
-        r.add_delete("/ari/applications/{app}/subscription", self._unsubscribe)
         r.add_get("/ari/channels", self._channels)
         r.add_get("/ari/channels/{id}", self._channel)
         r.add_delete("/ari/channels/{id}", self._hangup)
@@ -579,17 +578,6 @@ class FakeAri:
             return _error(400, "eventSource is required")
         self.subscriptions.setdefault(app, []).extend(sources.split(","))
         return web.json_response(self._app_model(app))
-
-    async def _unsubscribe(self, request: web.Request) -> web.Response:
-        # Asterisk forgets a closed socket's app (404) unless it still holds something.
-        app = request.match_info["app"]
-        held = self.subscriptions.get(app, [])
-        if app not in self._sockets and not held:
-            return _error(404, "Application not found")
-        for source in request.query.get("eventSource", "").split(","):
-            if source in held:
-                held.remove(source)
-        return web.json_response(self._app_model(app) if app in self._sockets else {})
 
     def _call(self, request: web.Request, *, in_stasis: bool = True) -> FakeCall:
         call = self.calls.get(request.match_info["id"])
