@@ -360,11 +360,17 @@ class AmiClient:
         try:
             async with asyncio.timeout(limit):
                 result: Any = await asyncio.shield(future)
-        except TimeoutError:
-            # forget it: a late answer must not complete anything, and it is never resent
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            # Forget it: a late answer must not complete anything, it is never resent,
+            # and a drop must not fail it with nobody to read that ("Future exception
+            # was never retrieved" when its caller had been cancelled).
             session.protocol.responses.pop(action.id, None)
             if not future.done():
                 future.cancel()
+            elif not future.cancelled():
+                future.exception()  # retrieved: its caller is gone
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             raise AmiTimeout(f"AMI action {name} not answered within {limit:.1f}s") from None
         first = result[0] if isinstance(result, list) else result
         if not first.success:

@@ -129,6 +129,9 @@ class SmppGateway:
         assert self._loop is not None
         job = _Job(list(parts), coding, esm_class, to_e164.lstrip("+"),
                    self._loop.create_future())
+        # A send that timed out leaves its job queued; the SMSC's late failure of it
+        # is then nobody's to read (never "Future exception was never retrieved").
+        job.future.add_done_callback(lambda f: f.cancelled() or f.exception())
         with self._lock:
             self._queued.append(job)
         self._wake()
