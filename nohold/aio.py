@@ -5,6 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
+
+
+def read_outcome(fut: asyncio.Future[Any]) -> None:
+    """A done callback for a future whose waiter may be gone (cancelled, timed out):
+    its exception counts as read, never "Future exception was never retrieved"."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 def stop_if_cancelled() -> None:

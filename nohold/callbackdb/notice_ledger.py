@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from nohold.aio import read_outcome
 from nohold.callbackdb.engine import sessions
 from nohold.callbackdb.inloop_sqlite import InLoopSqlite, sqlite_file
 from nohold.callbackdb.models import NoticePlay
@@ -408,6 +409,8 @@ class NoticeLedger:
             # start and end cost two loop iterations (bench/README.md). The claim is
             # written even if the wait ends or the call is cancelled.
             claiming = self._enqueue_claim(call_id, channel_id, caller, version)
+            # Its waiter may be cancelled (a shutdown) before a failed batch fails it.
+            claiming.add_done_callback(read_outcome)
         except BadId as exc:
             # Edges validate first, so this is a bug upstream; the caller is told anyway.
             log.warning("notice_ledger_refused reason=%s; playing the notice without proof", exc)

@@ -29,6 +29,7 @@ import smpplib.exceptions
 import smpplib.gsm
 import smpplib.smpp
 
+from nohold.aio import read_outcome
 from nohold.config import SMS_SEND_TIMEOUT, SmppSettings
 from nohold.decisions.alerts import parse_receipt
 from nohold.sms.link import Inbound, Listener, Listeners, SmsFailed
@@ -131,7 +132,7 @@ class SmppGateway:
                    self._loop.create_future())
         # A send that timed out leaves its job queued; the SMSC's late failure of it
         # is then nobody's to read (never "Future exception was never retrieved").
-        job.future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        job.future.add_done_callback(read_outcome)
         with self._lock:
             self._queued.append(job)
         self._wake()
