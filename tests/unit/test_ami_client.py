@@ -107,14 +107,20 @@ def names(actions):
     return [a.get("Action") for a in actions]
 
 
-async def test_action_in_flight_when_the_connection_drops_fails_and_is_never_resent(fake):
+async def originate_unanswered(fake: FakeAmi, client: AmiClient) -> asyncio.Task:
+    """An Originate the fake has received and never answers, still awaited."""
     fake.silent.add("Originate")
-    client = client_for(fake)
     await client.start()
+    await client.wait_ready(5)
+    pending = asyncio.create_task(client.action("Originate", {"Channel": "Local/1@x"}))
+    await fake.wait_until(lambda: "Originate" in names(fake.connections[0]))
+    return pending
+
+
+async def test_action_in_flight_when_the_connection_drops_fails_and_is_never_resent(fake):
+    client = client_for(fake)
     try:
-        await client.wait_ready(5)
-        pending = asyncio.create_task(client.action("Originate", {"Channel": "Local/1@x"}))
-        await fake.wait_until(lambda: "Originate" in names(fake.connections[0]))
+        pending = await originate_unanswered(fake, client)
         fake.drop_all()
         with pytest.raises(AmiError, match="connection lost"):
             await asyncio.wait_for(pending, 5)
@@ -133,13 +139,9 @@ async def test_an_action_whose_caller_was_cancelled_leaves_nothing_unretrieved_o
     """CI: "Future exception was never retrieved ... AMI connection lost before the
     action was answered", logged by a later test's gc.collect(): the caller of an
     unanswered action was cancelled, and the drop then failed the action's future."""
-    fake.silent.add("Originate")
     client = client_for(fake)
-    await client.start()
     try:
-        await client.wait_ready(5)
-        pending = asyncio.create_task(client.action("Originate", {"Channel": "Local/1@x"}))
-        await fake.wait_until(lambda: "Originate" in names(fake.connections[0]))
+        pending = await originate_unanswered(fake, client)
         pending.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pending
