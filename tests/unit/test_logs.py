@@ -74,3 +74,25 @@ def test_outside_values_inside_the_message_stay_one_value():
     assert msg == r'call_start channel=PJSIP/a-1 caller="100 level=error \"x\"" menu=main'
     data = json.loads(_formatted(logs.JsonFormatter(), FORGED_CALL, "caller=%s", "a b"))
     assert data["call"] == FORGED_CALL and data["msg"] == 'caller="a b"'
+
+
+def test_a_value_is_bare_only_when_printable_ascii_without_space_quote_equals_or_backslash():
+    # Every character of the first code pages, alone and inside a word: bare exactly
+    # when no reader could take it for a separator, a quote or another line.
+    for code in range(0x3100):
+        c = chr(code)
+        bare = c.isascii() and c.isprintable() and c not in ' "=\\'
+        for text in (c, f"ab{c}cd"):
+            assert (logs._quote(text) == text) is bare, (hex(code), text)
+            assert json.loads(logs._quote(text)) == text if not bare else True
+    assert logs._quote("") == '""'
+
+
+def test_the_second_of_a_line_follows_the_record_not_the_previous_line():
+    formatter = logs.LogfmtFormatter()
+    first, second = _record("a"), _record("b")
+    first.created, first.msecs = 1_700_000_000.5, 500
+    second.created, second.msecs = 1_700_000_001.25, 250
+    assert formatter.format(first).startswith("ts=2023-11-14T22:13:20.500Z ")
+    assert formatter.format(second).startswith("ts=2023-11-14T22:13:21.250Z ")
+    assert formatter.format(first).startswith("ts=2023-11-14T22:13:20.500Z ")
