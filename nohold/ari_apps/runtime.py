@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -260,11 +261,10 @@ class StasisRuntime:
             await self.rescue(ch)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], call_id: str) -> None:
-        async def with_call_id() -> None:
-            logs.call_id.set(call_id)
-            await coro
-
-        task = asyncio.create_task(with_call_id())
+        # The call id rides in the task's own context: no wrapping coroutine to set it.
+        context = contextvars.copy_context()
+        context.run(logs.call_id.set, call_id)
+        task = asyncio.create_task(coro, context=context)
         self.tasks.add(task)
         task.add_done_callback(self._task_done)
 

@@ -29,7 +29,9 @@ import asyncio
 import contextvars
 import logging
 import sqlite3
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import DateTime, bindparam, select, update
@@ -72,6 +74,31 @@ _Finish = tuple[dict[str, Any], asyncio.Future[bool]]
 _Record = tuple[str, dict[str, Any]]
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A claim handed to the ledger's writer (`NoticeLedger.claim_soon`)."""
+
+    channel_id: str
+    started: float  # loop time it was handed in: `first()`'s wait counts from here
+    written: asyncio.Future[bool] | None  # None: refused (bad ids), the notice plays
+
+
+def _recorded(channel_id: str, outcome: str, reason: str, done: asyncio.Future[bool]) -> None:
+    extra = f" reason={reason}" if reason else ""
+    if done.cancelled():
+        # Only a writer cancelled before drain(): the proof of this notice is lost.
+        log.warning("notice_proof_not_saved channel=%s outcome=%s%s error=cancelled",
+                    channel_id, outcome, extra)
+        return
+    exc = done.exception()
+    if exc is not None:
+        log.error("notice_proof_not_saved channel=%s outcome=%s%s", channel_id, outcome, extra,
+                  exc_info=exc)
+        return
+    where = "" if done.result() else " proof=outbox"
+    log.info("notice_end channel=%s outcome=%s%s%s", channel_id, outcome, extra, where)
+
+
 def _waiters(claims: list[_Claim], finishes: list[_Finish]) -> list[asyncio.Future[Any]]:
     return [fut for _, fut in claims] + [done for _, done in finishes]
 
@@ -90,6 +117,8 @@ class NoticeLedger:
         # Proofs neither the database nor the outbox took (a full disk): counted.
         self.unrecorded = 0
         self._background: set[asyncio.Task[Any]] = set()
+        # Outcomes handed in whose log line is not out yet (drain() waits for them).
+        self._unlogged: set[asyncio.Future[bool]] = set()
         self._sessions = sessions(engine)
         # ON CONFLICT (call_id) DO NOTHING RETURNING call_id: the rows we inserted are
         # the claims we won; a call_id already present (another channel, another node)
@@ -149,13 +178,16 @@ class NoticeLedger:
 
     async def finish(self, call_id: str, outcome: str) -> bool:
         """True when written to the database, False when kept in the outbox."""
+        return await self._enqueue_finish(call_id, outcome)
+
+    def _enqueue_finish(self, call_id: str, outcome: str) -> asyncio.Future[bool]:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown notice outcome {outcome!r}")
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         params = {"b_call_id": call_id, "b_outcome": outcome, "b_finished_at": datetime.now(UTC)}
         self._finishes.append((params, done))
         self._wake_writer()
-        return await done
+        return done
 
     @property
     def backlog(self) -> int:
@@ -174,13 +206,17 @@ class NoticeLedger:
             await asyncio.sleep(interval)
 
     async def drain(self) -> None:
-        """Until every claim and outcome handed in so far is written (before the
-        engine is disposed at shutdown: background outcomes outlive their call task)."""
-        while self._background or (self._writer is not None and not self._writer.done()):
+        """Until every claim and outcome handed in so far is written and its line
+        logged (before the engine is disposed at shutdown: background outcomes outlive
+        their call task)."""
+        while (self._background or self._unlogged
+               or (self._writer is not None and not self._writer.done())):
             if self._background:
                 await asyncio.wait(set(self._background))
             if self._writer is not None and not self._writer.done():
                 await asyncio.wait({self._writer})
+            if self._unlogged and all(done.done() for done in self._unlogged):
+                await asyncio.sleep(0)  # a done future's callbacks run on the next pass
 
     def close(self) -> None:
         """Close the in-loop SQLite connection (after drain(), before the engine is
@@ -402,34 +438,49 @@ class NoticeLedger:
         So is a database slower than `wait` seconds (locked by another process: each
         claim queues behind busy_timeout): the caller hears the notice and the claim
         finishes in the background."""
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        return await self.first(self.claim_soon(call_id, channel_id, caller, version), wait)
+
+    def claim_soon(self, call_id: str, channel_id: str, caller: str, version: str) -> Claim:
+        """The claim handed to the writer now; `first()` says later whether it won, so a
+        caller can be answered meanwhile. No task of its own: its start and end would
+        cost two loop iterations on the way to the notice (bench/README.md). The claim
+        is written even if nobody asks `first()` (a hang-up, a shutdown)."""
+        started = asyncio.get_running_loop().time()
         try:
-            # Handed to the writer at once, not in a task of its own: that task's
-            # start and end cost two loop iterations (bench/README.md). The claim is
-            # written even if the wait ends or the call is cancelled.
-            claiming = self._enqueue_claim(call_id, channel_id, caller, version)
-            # Its waiter may be cancelled (a shutdown) before a failed batch fails it.
-            claiming.add_done_callback(read_outcome)
+            written = self._enqueue_claim(call_id, channel_id, caller, version)
         except BadId as exc:
             # Edges validate first, so this is a bug upstream; the caller is told anyway.
             log.warning("notice_ledger_refused reason=%s; playing the notice without proof", exc)
+            return Claim(channel_id, started, None)
+        # Its waiter may be cancelled (a shutdown) before a failed batch fails it.
+        written.add_done_callback(read_outcome)
+        return Claim(channel_id, started, written)
+
+    async def first(self, claim: Claim, wait: float = DEFAULT_CLAIM_WAIT) -> bool:
+        """True when the caller is to hear the notice: the claim won, or the database
+        failed or took longer than `wait` seconds since the claim was handed in."""
+        written = claim.written
+        if written is None:
             return True
-        done, _ = await asyncio.wait({claiming}, timeout=wait)
-        if not done:
+        loop = asyncio.get_running_loop()
+        if not written.done():  # usually done: the claim is written while Asterisk answers
+            await asyncio.wait({written}, timeout=max(0.0, claim.started + wait - loop.time()))
+        if not written.done():
+            waited = loop.time() - claim.started
             log.warning("notice_claim_slow channel=%s waited=%.2fs; playing the notice",
-                        channel_id, loop.time() - started)
-            claiming.add_done_callback(
-                lambda fut: self._late_claim(fut, channel_id, loop.time() - started))
+                        claim.channel_id, waited)
+            written.add_done_callback(
+                lambda fut: self._late_claim(fut, claim.channel_id, loop.time() - claim.started))
             return True
         try:
-            first = claiming.result()
+            won = written.result()
         except (SQLAlchemyError, OSError):
-            log.exception("notice_ledger_unavailable channel=%s; playing the notice", channel_id)
+            log.exception("notice_ledger_unavailable channel=%s; playing the notice",
+                          claim.channel_id)
             return True
-        if not first:
-            log.info("notice_skipped channel=%s reason=already_played_in_call", channel_id)
-        return first
+        if not won:
+            log.info("notice_skipped channel=%s reason=already_played_in_call", claim.channel_id)
+        return won
 
     @staticmethod
     def _late_claim(task: asyncio.Future[bool], channel_id: str, waited: float) -> None:
@@ -457,24 +508,23 @@ class NoticeLedger:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def record_soon(self, call_id: str, channel_id: str, outcome: str, reason: str = "") -> None:
-        """record() in the background: the call goes on without waiting for the
-        database. The task keeps the caller's context (its call id in the logs)."""
-        self._keep(asyncio.ensure_future(self.record(call_id, channel_id, outcome, reason)))
+    def record_soon(self, call_id: str, channel_id: str, outcome: str,
+                    reason: str = "") -> asyncio.Future[bool]:
+        """The outcome handed to the writer now: the call goes on without waiting for
+        the database, and nothing it does (a hang-up, a cancel) takes the proof back.
+        The line saying where it went is logged once written, with the caller's
+        context (its call id). `reason` says why a notice failed (the log line carries
+        it; the row has no column). No task per outcome: the writer resolves it."""
+        done = self._enqueue_finish(call_id, outcome)
+        self._unlogged.add(done)
+        done.add_done_callback(partial(_recorded, channel_id, outcome, reason),
+                               context=contextvars.copy_context())
+        done.add_done_callback(self._unlogged.discard)  # after the line
+        return done
 
     async def record(self, call_id: str, channel_id: str, outcome: str, reason: str = "") -> None:
-        """finish(), shielded from cancellation (a shutdown must not lose the proof of a
-        notice already heard) and never raising: the call goes on either way. `reason`
-        says why a notice failed (the log line carries it; the row has no column)."""
-        extra = f" reason={reason}" if reason else ""
-        try:
-            written = await asyncio.shield(self.finish(call_id, outcome))
-        except (SQLAlchemyError, OSError):
-            log.exception("notice_proof_not_saved channel=%s outcome=%s%s", channel_id,
-                          outcome, extra)
-            return
-        where = "" if written else " proof=outbox"
-        log.info("notice_end channel=%s outcome=%s%s%s", channel_id, outcome, extra, where)
+        """record_soon(), and until it is written (or failed: this never raises)."""
+        await asyncio.wait({self.record_soon(call_id, channel_id, outcome, reason)})
 
     async def get(self, call_id: str) -> NoticePlay | None:
         async with self._sessions() as session:

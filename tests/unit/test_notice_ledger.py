@@ -4,6 +4,7 @@ import logging
 import pytest
 from sqlalchemy import text
 
+from nohold import logs
 from nohold.callbackdb.engine import async_url, make_engine
 from nohold.callbackdb.migrate import upgrade_async
 from nohold.callbackdb.notice_ledger import NoticeLedger
@@ -380,3 +381,32 @@ async def test_the_wal_is_checkpointed_off_the_loop_every_so_many_inloop_commits
     assert led._inloop._con.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
     assert led.threaded_batches == 0
     led.close()
+
+
+async def test_an_outcome_handed_in_is_written_and_logged_with_its_call_id_after_its_task_ends(
+        ledger):
+    # The flow hands the outcome in and goes on (or ends): the write and its log line
+    # need no task of the call's, and the line still names the call.
+    led, _ = ledger
+    seen: list[tuple[str, str]] = []
+    handler = logging.Handler()
+    handler.addFilter(logs._CallIdFilter())
+    handler.emit = lambda record: seen.append((record.call, record.getMessage()))
+    logger = logging.getLogger("nohold.notice")
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        async def call() -> None:
+            logs.call_id.set("call-7")
+            assert await led.claim_or_assume_first("call-7", "ch-7", "100", "v1")
+            led.record_soon("call-7", "ch-7", "caller_hung_up")
+
+        await asyncio.create_task(call())
+        assert led._background == set()  # nothing of the call's left running
+        await led.drain()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    assert ("call-7", "notice_end channel=ch-7 outcome=caller_hung_up") in seen
+    assert (await led.get("call-7")).outcome == "caller_hung_up"

@@ -93,28 +93,20 @@ class IvrFlow:
     async def answer_and_claim_notice(self, ch: Channel) -> bool:
         """Answering and claiming the notice are independent: overlap them. A claimed
         notice whose caller is gone before it starts still gets its proof row closed."""
-        # The answer runs in this task, the claim beside it: no gather, whose two
-        # task starts and completion each cost a loop iteration on the way to the
-        # notice (bench/README.md). The claim is written whatever happens here.
-        claiming = asyncio.ensure_future(self.claim_notice(ch))
+        # The claim is handed to the ledger's writer, then the answer runs in this
+        # task: no task or gather of their own, whose starts and ends each cost a loop
+        # iteration on the way to the notice (bench/README.md). The claim is written
+        # whatever happens here.
+        notice = self.settings.notice
+        claim = self.ledger.claim_soon(ch.call_id, ch.id, ch.caller, notice.version)
         try:
             await ch.answer()
-        except asyncio.CancelledError:
-            claiming.cancel()
-            raise
         except Exception as answered:
-            if await claiming:
+            if await self.ledger.first(claim, wait=notice.claim_wait):
                 hung_up = isinstance(answered, CallerHungUp)
                 self._record_notice(ch, "caller_hung_up" if hung_up else "failed")
             raise
-        return await claiming
-
-    async def claim_notice(self, ch: Channel) -> bool:
-        """True when this call has not heard the notice yet (once per linkedid)."""
-        return await self.ledger.claim_or_assume_first(
-            ch.call_id, ch.id, ch.caller, self.settings.notice.version,
-            wait=self.settings.notice.claim_wait,
-        )
+        return await self.ledger.first(claim, wait=notice.claim_wait)
 
     async def play_notice(self, ch: Channel) -> bool:
         """Play the claimed notice; True when the caller heard all of it. A notice
