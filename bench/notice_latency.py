@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -271,9 +272,11 @@ async def measure(subject: Subject, observer: Observer, args: argparse.Namespace
 
 # --- setting up the two subjects ----------------------------------------------------
 
-def prepare_nohold(box: Sandbox, work: Path) -> tuple[Subject, str]:
-    """Config, schema and prompts as an admin would; returns the subject and the notice media."""
-    config = write_sandbox_config(box, work / "nohold.toml")
+def prepare_nohold(box: Sandbox, work: Path,
+                   overrides: dict[str, dict[str, Any]] | None = None) -> tuple[Subject, str]:
+    """Config, schema and prompts as an admin would; returns the subject and the notice
+    media. `overrides` (--set) change the sandbox's config, e.g. {"ami": {"enabled": False}}."""
+    config = write_sandbox_config(box, work / "nohold.toml", overrides)
     cli = [sys.executable, "-m", "nohold.cli", "--config", str(config)]
     upgrade = subprocess.run([*cli, "db", "upgrade"], capture_output=True, text=True,
                              env=clean_env(), check=False)
@@ -358,6 +361,8 @@ def report(floor: Measurement, nohold: Measurement, args: argparse.Namespace,
         "",
         f"notice latency: {args.calls} calls, {args.concurrency} at once, after "
         f"{args.warmup} warm-up calls (not counted)",
+        "nohold config: the sandbox's" + "".join(
+            f", {section}.{key}={value!r}" for section, key, value in args.set),
         *machine_info(asterisk_version),
         "latency = Asterisk timestamp of PlaybackStarted(notice) on ;2 minus that of "
         "ChannelDialplan(Stasis) on ;2 (ms resolution)",
@@ -391,7 +396,7 @@ def report(floor: Measurement, nohold: Measurement, args: argparse.Namespace,
 async def bench(box: Sandbox, work: Path, args: argparse.Namespace,
                 running: list[subprocess.Popen[bytes]]) -> str:
     cancel_on_sigterm()
-    nohold, media = prepare_nohold(box, work)
+    nohold, media = prepare_nohold(box, work, overrides_of(args.set))
     floor = prepare_floor(box, work, media)
     observer = Observer(box)
     await observer.start()
@@ -414,7 +419,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="how many error log lines to print per app")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work dir (config, logs, SQLite database)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        type=config_override,
+                        help="change nohold's config, VALUE in TOML (repeatable), e.g. "
+                             "--set ami.enabled=false or --set logging.level='\"warning\"'")
     return parser.parse_args(argv)
+
+
+def config_override(text: str) -> tuple[str, str, Any]:
+    """`ami.enabled=false` -> ("ami", "enabled", False); the value is read as TOML."""
+    name, sep, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not section or not key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SECTION.KEY=VALUE")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {value!r} is not a TOML value "
+                                         f"(strings need quotes): {exc}") from exc
+    return section, key, parsed
+
+
+def overrides_of(sets: list[tuple[str, str, Any]]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for section, key, value in sets:
+        merged.setdefault(section, {})[key] = value
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
