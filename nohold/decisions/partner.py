@@ -150,6 +150,35 @@ def recording_name(call_id: str) -> str:
     return f"nohold-vm-{_UNSAFE.sub('', call_id)}"
 
 
+# A message Asterisk recorded alone (nohold was down, or its flow failed), as the
+# dialplan `[nohold-partner]` names it: the call id, then the partner's DIALSTATUS
+# and the caller's number, each already filtered by the dialplan (A-Z; 0-9 and +).
+# The older name without them (`nohold-vm-<call id>-asterisk.wav`) is read too.
+_ALONE = re.compile(r"nohold-vm-(?P<call>[A-Za-z0-9+._@-]+?)-asterisk"
+                    r"(?:-(?P<status>[A-Z]{0,20})-(?P<caller>[0-9+]{0,32}))?\.wav")
+
+
+@dataclass(frozen=True)
+class AloneRecording:
+    call_id: str
+    partner_status: str  # "" when the name does not say
+    caller: str  # the caller's number as Asterisk had it (digits and +), or ""
+
+
+def alone_recording(file_name: str) -> AloneRecording | None:
+    """What the name of a message Asterisk recorded alone says; None for any other file."""
+    m = _ALONE.fullmatch(file_name)
+    if m is None:
+        return None
+    return AloneRecording(m["call"], m["status"] or "", m["caller"] or "")
+
+
+def alone_partner_id(call_id: str) -> str:
+    """The ticket's id for a message Asterisk recorded alone: not `vm-<call id>`, so that
+    a message nohold's own flow ticketed before it failed keeps its ticket as it was."""
+    return f"vma-{call_id}"[:MAX_PARTNER_ID]
+
+
 def is_message(state: str, duration: float | None, min_seconds: float) -> bool:
     """Is a finished recording a message? At least `min_seconds` of sound (Asterisk trims
     the trailing silence), so a caller who hangs up at the tone or says nothing leaves

@@ -49,7 +49,7 @@ def recordings(asterisk: Any) -> Path:
 def afterhours(asterisk: Any, trunks: list[str], **extra: Any) -> dict[str, Any]:
     return {"enabled": True, "trunks": trunks, "ring_timeout": 5,
             "voicemail": {"recording_dir": asterisk.in_asterisk(recordings(asterisk)),
-                          "silence_seconds": 3, "urgency": "urgent"},
+                          "silence_seconds": 3, "urgency": "urgent", "settle_seconds": 1},
             **extra}
 
 
@@ -190,6 +190,45 @@ async def test_caller_who_hangs_up_after_speaking_still_gets_a_ticket_and_silenc
     assert app.problems() == []
 
 
+async def test_a_message_left_while_nohold_was_down_becomes_a_ticket_once_it_runs(
+        asterisk, start_nohold, tickets_of):
+    """No nohold serves `nohold-afterhours`: Stasis fails in [nohold-partner] and Asterisk
+    records the caller's message alone. The nohold started afterwards finds it and makes
+    it one ticket, with the caller's number and the partner's answer from its name."""
+    directory = recordings(asterisk)
+    directory.mkdir(parents=True, exist_ok=True)
+    async with ScriptedCaller(asterisk, context="nohold-partner", exten="s",
+                              variables={"NOHOLD_RECORDING_DIR":
+                                         asterisk.in_asterisk(directory)},
+                              caller_id=CALLER) as caller:
+        await caller.wait_dialplan_app("Stasis", "nohold-afterhours", timeout=20)
+        await caller.wait_dialplan_app("Record", timeout=20)
+        await caller.say("sound:demo-thanks")
+        await caller.hangup()
+    # No Dial ran in this call: the partner's answer is empty in the name.
+    name = f"nohold-vm-{caller.linkedid}-asterisk--{CALLER}.wav"
+    assert (directory / name).stat().st_size > 8000, sorted(p.name for p in directory.iterdir())
+    # A trunk that exists (nohold checks it at start) and is never dialled here.
+    trunk = f"partner-unused-{caller.linkedid[:8]}"
+    asterisk.add_pjsip(f"[{trunk}]\ntype = aor\ncontact = sip:partner@127.0.0.1:9\n\n"
+                       f"[{trunk}]\ntype = endpoint\ntransport = transport-udp\n"
+                       f"aors = {trunk}\ndisallow = all\nallow = ulaw\n")
+    after = afterhours(asterisk, [trunk])
+    after["voicemail"]["sweep_dir"] = str(directory)  # the chrooted Asterisk's, seen from here
+    app = await start_nohold({"calendar": closed_calendar(), "afterhours": after})
+    # At start it looks once; a message still settling (1 s unchanged) is looked at
+    # again as soon as it has settled.
+    await _log_line(app, "voicemail_ticket", timeout=20)
+    tickets = await tickets_of(app)
+    assert len(tickets) == 1, tickets
+    ticket = tickets[0]
+    assert (ticket.partner_id, ticket.channel, ticket.call_id, ticket.caller, ticket.state) == (
+        f"vma-{caller.linkedid}", "voicemail", caller.linkedid, CALLER, "open")
+    assert f"{asterisk.in_asterisk(directory)}/{name}" in ticket.text
+    assert "via=asterisk" in app.log()
+    assert app.problems() == []
+
+
 async def test_during_opening_hours_the_ivr_runs_as_before(asterisk, start_nohold):
     async with SippCallee("answer") as partner:
         trunk = f"partner-{partner.port}"
@@ -212,7 +251,8 @@ async def _log_line(app: Any, text: str, timeout: float = 10.0) -> None:  # noqa
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while text not in app.log():
-        assert loop.time() < deadline, f"no {text!r} in the log within {timeout}s"
+        assert loop.time() < deadline, f"no {text!r} in the log within {timeout}s:\n" + "\n".join(
+            line for line in app.log().splitlines() if "level=debug" not in line)
         await asyncio.sleep(0.1)
 
 

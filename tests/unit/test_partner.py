@@ -292,3 +292,25 @@ def test_the_example_files_afterhours_block_is_valid_once_uncommented():
     after = parse_settings(raw).section(AfterHoursSettings)
     assert after.enabled and after.trunks == (Trunk("partner"),)
     assert after.headers == ALL and after.voicemail.max_seconds == 120
+
+
+def test_a_message_asterisk_recorded_alone_is_known_by_its_name_and_nothing_else():
+    from nohold.decisions.partner import AloneRecording, alone_partner_id, alone_recording
+
+    uuid = "66f7d3fe-cc24-4130-b488-41f24a6106f0"
+    assert alone_recording(f"nohold-vm-{uuid}-asterisk-BUSY-+48221234567.wav") == \
+        AloneRecording(uuid, "BUSY", "+48221234567")
+    assert alone_recording("nohold-vm-1741377600.42-asterisk-NOANSWER-.wav") == \
+        AloneRecording("1741377600.42", "NOANSWER", "")
+    assert alone_recording("nohold-vm-1741377600.42-asterisk--.wav") == \
+        AloneRecording("1741377600.42", "", "")
+    # The dialplan's older name, without status and caller.
+    assert alone_recording("nohold-vm-1741377600.42-asterisk.wav") == \
+        AloneRecording("1741377600.42", "", "")
+    for other in ("nohold-vm-1741377600.42.wav",  # nohold's own flow recorded it: ticketed
+                  "nohold-vm-1741377600.42-asterisk.wav.tmp", "nohold-vm--asterisk.wav",
+                  "nohold-vm-17413 77600-asterisk.wav", "nohold-vm-1-asterisk-busy-1.wav",
+                  "nohold-vm-1-asterisk-BUSY-12a.wav", "x-nohold-vm-1-asterisk.wav"):
+        assert alone_recording(other) is None, other
+    assert alone_partner_id(uuid) == f"vma-{uuid}"
+    assert len(alone_partner_id("9" * 100)) == 64

@@ -42,11 +42,14 @@ async def check_partner(settings: Settings) -> str:
     problems += report.problems
     # Asterisk's ARI recording fails (500) when its recording directory is missing, and
     # Debian's package does not create it. nohold may run elsewhere: a note, not a fault.
-    recordings = after.voicemail.recording_dir
-    seen = await asyncio.to_thread(Path(recordings).is_dir)
-    where = (f"messages in {recordings}" if seen else
-             f"{recordings} not visible from here: make sure it exists on the PBX, "
-             "writable by Asterisk")
+    # The same look tells whether messages Asterisk records alone can become tickets.
+    recordings, here = after.voicemail.recording_dir, after.voicemail.dir_here
+    seen = await asyncio.to_thread(Path(here).is_dir)
+    shown = recordings if here == recordings else f"{recordings} (read at {here})"
+    where = (f"messages in {shown}" if seen else
+             f"{here} not visible from here: make sure {recordings} exists on the PBX, "
+             "writable by Asterisk; messages Asterisk records alone while nohold is down "
+             "become tickets only where nohold sees them (sweep_dir)")
     if problems:
         raise CheckFailed("; ".join(problems))
     return (f"afterhours: ok (partner {', '.join(states)}; ring {after.ring_timeout} s; "

@@ -1,10 +1,12 @@
 """After hours as a feature: the `[afterhours]` section; the partner decision the IVR
 asks (`ServiceContext.after_hours`); the FastAGI route `partner` for dialplans that
 bypass the IVR; the Stasis app of the voice message left when the partner cannot take
-the call, which becomes a ticket; `nohold check` of the partner's trunks."""
+the call, which becomes a ticket; the sweep that makes tickets of the messages Asterisk
+recorded alone while nohold was down; `nohold check` of the partner's trunks."""
 
 from __future__ import annotations
 
+from nohold.ari_apps.afterhours.alone import AloneMessages
 from nohold.ari_apps.afterhours.check import check_partner
 from nohold.ari_apps.afterhours.partner import PartnerRoute, PartnerRouter
 from nohold.ari_apps.afterhours.settings import SECTION, AfterHoursSettings
@@ -27,11 +29,17 @@ def start(ctx: ServiceContext) -> Contribution:
     router = PartnerRouter(after, ctx.calendars)
     ctx.after_hours = router
     region = getattr(settings.sections.get("tickets"), "default_region", "PL")
-    flow = VoicemailFlow(settings, after, TicketStore(ctx.engine), default_region=region,
-                         on_ticket=lambda: ctx.signals.notify(ctx.signals.TICKET))
+    store = TicketStore(ctx.engine)
+
+    def new_ticket() -> None:
+        ctx.signals.notify(ctx.signals.TICKET)  # the alerts wake at once
+
+    flow = VoicemailFlow(settings, after, store, default_region=region, on_ticket=new_ticket)
+    alone = AloneMessages(after, store, default_region=region, on_ticket=new_ticket)
     prompt = f"{settings.prompts.asterisk_path}/{after.prompt}"
     return Contribution(stasis=[(ctx.ari(after.app), flow)],
-                        agi_routes={"partner": PartnerRoute(router, prompt)})
+                        agi_routes={"partner": PartnerRoute(router, prompt)},
+                        tasks=[alone.run])
 
 
 def orphans(settings: Settings) -> dict[str, DialplanLocation]:

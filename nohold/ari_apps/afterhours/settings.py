@@ -23,6 +23,11 @@ message that becomes a ticket.
     category = "other"
     urgency = "normal"
     recording_dir = "/var/spool/asterisk/recording"  # Asterisk's, as the ticket names it
+    settle_seconds = 10            # a message Asterisk recorded alone (nohold was down)
+                                   # becomes a ticket once its file is this long unchanged
+    sweep_dir = ""                 # where nohold reads recording_dir, when it sees it
+                                   # under another path (a container's volume, a mount);
+                                   # "" = recording_dir
 
 The trunks only ever come from here: nothing a caller sends picks what is dialled.
 """
@@ -62,6 +67,13 @@ class VoicemailSettings:
     category: Category = Category.OTHER
     urgency: Urgency = Urgency.NORMAL
     recording_dir: str = "/var/spool/asterisk/recording"
+    settle_seconds: int = 10
+    sweep_dir: str = ""
+
+    @property
+    def dir_here(self) -> str:
+        """The recording directory as nohold sees it."""
+        return self.sweep_dir or self.recording_dir
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,8 @@ def _voicemail(t: Table) -> VoicemailSettings:
         category=Category(choice(t, "category", "other", tuple(c.value for c in Category))),
         urgency=Urgency(choice(t, "urgency", "normal", tuple(u.value for u in Urgency))),
         recording_dir=absolute_path(t, "recording_dir", "/var/spool/asterisk/recording"),
+        settle_seconds=t.integer("settle_seconds", 10, 1, 300),
+        sweep_dir=absolute_path(t, "sweep_dir", "", empty_ok=True),
     )
     t.done()
     return vm

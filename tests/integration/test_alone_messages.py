@@ -1,0 +1,131 @@
+"""Messages Asterisk recorded alone (nohold down) become tickets: ari_apps/afterhours/alone.py
+with real WAV files in a directory and the ticket store on SQLite and PostgreSQL, on the
+test's own clock."""
+
+from __future__ import annotations
+
+import logging
+import os
+import wave
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from nohold.ari_apps.afterhours.alone import AloneMessages
+from nohold.ari_apps.afterhours.settings import AfterHoursSettings, VoicemailSettings
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.tickets import TicketStore
+from nohold.decisions.tickets import Category, Urgency
+
+NOW = datetime(2026, 12, 4, 22, 0, tzinfo=UTC)
+CALL = "66f7d3fe-cc24-4130-b488-41f24a6106f0"
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[TicketStore]:
+    await upgrade_async(db_url)
+    engine = make_engine(db_url)
+    try:
+        yield TicketStore(engine)
+    finally:
+        await engine.dispose()
+
+
+def recording(directory: Path, name: str, seconds: float, age: float, header: bool = True
+              ) -> Path:
+    """A WAV as Asterisk writes one (8 kHz, 16-bit mono), last changed `age` s before NOW;
+    without `header` its header was never finished (0 frames), as after a crash."""
+    path = directory / name
+    frames = b"\x10\x00" * int(8000 * seconds)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(frames)
+    if not header:
+        data = bytearray(path.read_bytes())
+        data[40:44] = b"\x00\x00\x00\x00"  # the data chunk's size, as never updated
+        path.write_bytes(bytes(data))
+    changed = NOW.timestamp() - age
+    os.utime(path, (changed, changed))
+    return path
+
+
+def sweeper(store: TicketStore, directory: Path, woken: list[int]) -> AloneMessages:
+    after = AfterHoursSettings(voicemail=VoicemailSettings(
+        recording_dir=str(directory), settle_seconds=10, min_seconds=1.0,
+        urgency=Urgency.URGENT, category=Category.OTHER))
+    return AloneMessages(after, store, default_region="PL",
+                         on_ticket=lambda: woken.append(1), now=lambda: NOW)
+
+
+async def test_a_finished_message_becomes_one_ticket_that_wakes_the_alerts(store, tmp_path):
+    name = f"nohold-vm-{CALL}-asterisk-BUSY-+48221234567.wav"
+    recording(tmp_path, name, seconds=3.0, age=30)
+    woken: list[int] = []
+    assert await sweeper(store, tmp_path, woken).sweep_once() == 1
+    [ticket] = await store.find()
+    assert (ticket.partner_id, ticket.channel, ticket.call_id, ticket.caller) == (
+        f"vma-{CALL}", "voicemail", CALL, "+48221234567")
+    assert (ticket.urgency, ticket.state) == ("urgent", "open")
+    assert f"{tmp_path}/{name}" in ticket.text and "(BUSY)" in ticket.text
+    assert "(3 s)" in ticket.text
+    assert ticket.reported_at == NOW - timedelta(seconds=30)  # when Asterisk finished it
+    assert woken == [1]
+
+
+async def test_a_second_look_a_restart_or_a_second_node_makes_no_second_ticket(
+        store, tmp_path):
+    recording(tmp_path, f"nohold-vm-{CALL}-asterisk-NOANSWER-.wav", seconds=2.0, age=30)
+    woken: list[int] = []
+    first = sweeper(store, tmp_path, woken)
+    assert await first.sweep_once() == 1
+    assert await first.sweep_once() == 0
+    assert await sweeper(store, tmp_path, woken).sweep_once() == 0  # restarted / other node
+    tickets = await store.find()
+    assert len(tickets) == 1 and tickets[0].caller == "" and tickets[0].reports == 1
+    assert woken == [1]
+
+
+async def test_a_message_still_being_recorded_waits_for_the_next_look(store, tmp_path):
+    path = recording(tmp_path, f"nohold-vm-{CALL}-asterisk.wav", seconds=2.0, age=3)
+    sweep = sweeper(store, tmp_path, [])
+    assert await sweep.sweep_once() == 0 and await store.find() == []
+    os.utime(path, (NOW.timestamp() - 11, NOW.timestamp() - 11))
+    assert await sweep.sweep_once() == 1
+
+
+async def test_no_sound_no_ticket_but_an_unfinished_header_still_counts(store, tmp_path,
+                                                                         caplog):
+    caplog.set_level(logging.INFO, "nohold.afterhours")
+    recording(tmp_path, "nohold-vm-1741377600.1-asterisk-BUSY-+48221234567.wav",
+              seconds=0.4, age=60)
+    recording(tmp_path, "nohold-vm-1741377600.2-asterisk-BUSY-+48221234568.wav",
+              seconds=4.0, age=60, header=False)
+    recording(tmp_path, "nohold-vm-1741377600.3.wav", seconds=4.0, age=60)  # nohold's own
+    (tmp_path / "notes.txt").write_text("not a message")
+    assert await sweeper(store, tmp_path, []).sweep_once() == 1
+    [ticket] = await store.find()
+    assert ticket.call_id == "1741377600.2" and "(4 s)" in ticket.text
+    assert "voicemail_none call=1741377600.1 caller=+48221234567 reason=no_message" in \
+        caplog.text
+
+
+async def test_a_directory_not_visible_from_here_is_said_once(store, tmp_path, caplog):
+    sweep = sweeper(store, tmp_path / "on-the-pbx-host", [])
+    assert await sweep.sweep_once() == 0
+    assert await sweep.sweep_once() == 0
+    assert caplog.text.count("voicemail_sweep_blind") == 1
+
+
+async def test_the_next_look_comes_when_a_settling_message_has_settled(store, tmp_path):
+    recording(tmp_path, f"nohold-vm-{CALL}-asterisk.wav", seconds=2.0, age=7)
+    sweep = sweeper(store, tmp_path, [])
+    assert await sweep.sweep_once() == 0
+    assert 3.0 < sweep._settles_in <= 3.2  # 10 s settle, 7 s old: not 15 s later
+    recording(tmp_path, f"nohold-vm-{CALL}-asterisk.wav", seconds=2.0, age=30)
+    assert await sweep.sweep_once() == 1
+    assert sweep._settles_in == 0.0
