@@ -145,38 +145,45 @@ def voicemail_partner_id(call_id: str) -> str:
     return f"vm-{call_id}"[:MAX_PARTNER_ID]
 
 
-def recording_name(call_id: str) -> str:
-    """The recording's name in Asterisk's recording directory."""
-    return f"nohold-vm-{_UNSAFE.sub('', call_id)}"
+def recording_name(call_id: str, partner_status: str = "", caller: str = "") -> str:
+    """The recording's name in Asterisk's recording directory: the call, the partner's
+    answer and the caller's number, so that the file alone can still become a ticket
+    (`message_file`) if the ticket could not be written when it was recorded."""
+    return (f"nohold-vm-{_UNSAFE.sub('', call_id)}-{_NOT_STATUS.sub('', partner_status)[:20]}"
+            f"-{_NOT_NUMBER.sub('', caller)[:32]}")
 
 
-# A message Asterisk recorded alone (nohold was down, or its flow failed), as the
-# dialplan `[nohold-partner]` names it: the call id, then the partner's DIALSTATUS
-# and the caller's number, each already filtered by the dialplan (A-Z; 0-9 and +).
-# The older name without them (`nohold-vm-<call id>-asterisk.wav`) is read too.
-_ALONE = re.compile(r"nohold-vm-(?P<call>[A-Za-z0-9+._@-]+?)-asterisk"
-                    r"(?:-(?P<status>[A-Z]{0,20})-(?P<caller>[0-9+]{0,32}))?\.wav")
+# A message in the recording directory: nohold's own (`recording_name`), or one
+# Asterisk recorded alone (nohold was down, or its flow failed: `-asterisk` after the
+# call id, as `[nohold-partner]` names it). Then the partner's DIALSTATUS and the
+# caller's number, each filtered (A-Z; 0-9 and +). Older names without them are read.
+_MESSAGE = re.compile(r"nohold-vm-(?P<call>[A-Za-z0-9][A-Za-z0-9+._@-]*?)(?P<alone>-asterisk)?"
+                      r"(?:-(?P<status>[A-Z]{0,20})-(?P<caller>[0-9+]{0,32}))?\.wav")
+_NOT_STATUS = re.compile(r"[^A-Z]")
+_NOT_NUMBER = re.compile(r"[^0-9+]")
 
 
 @dataclass(frozen=True)
-class AloneRecording:
+class MessageFile:
     call_id: str
     partner_status: str  # "" when the name does not say
     caller: str  # the caller's number as Asterisk had it (digits and +), or ""
+    alone: bool  # recorded by Asterisk alone, not by nohold's flow
+
+    @property
+    def partner_id(self) -> str:
+        """The ticket's id. A message Asterisk recorded alone is not `vm-<call id>`: one
+        nohold's own flow ticketed before it failed keeps its ticket as it was."""
+        return (f"vma-{self.call_id}"[:MAX_PARTNER_ID] if self.alone
+                else voicemail_partner_id(self.call_id))
 
 
-def alone_recording(file_name: str) -> AloneRecording | None:
-    """What the name of a message Asterisk recorded alone says; None for any other file."""
-    m = _ALONE.fullmatch(file_name)
+def message_file(file_name: str) -> MessageFile | None:
+    """What the name of a voice message's file says; None for any other file."""
+    m = _MESSAGE.fullmatch(file_name)
     if m is None:
         return None
-    return AloneRecording(m["call"], m["status"] or "", m["caller"] or "")
-
-
-def alone_partner_id(call_id: str) -> str:
-    """The ticket's id for a message Asterisk recorded alone: not `vm-<call id>`, so that
-    a message nohold's own flow ticketed before it failed keeps its ticket as it was."""
-    return f"vma-{call_id}"[:MAX_PARTNER_ID]
+    return MessageFile(m["call"], m["status"] or "", m["caller"] or "", m["alone"] is not None)
 
 
 def is_message(state: str, duration: float | None, min_seconds: float) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import tomllib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from nohold.callbackdb.tickets import TicketRecord, TicketStore
 from nohold.sandbox.caller import ScriptedCaller
 from nohold.sandbox.sipp import SippCallee
 from tests.support.nohold_process import run_cli, write_config
+from tests.support.sweep import empty_sweep_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +51,8 @@ def recordings(asterisk: Any) -> Path:
 def afterhours(asterisk: Any, trunks: list[str], **extra: Any) -> dict[str, Any]:
     return {"enabled": True, "trunks": trunks, "ring_timeout": 5,
             "voicemail": {"recording_dir": asterisk.in_asterisk(recordings(asterisk)),
-                          "silence_seconds": 3, "urgency": "urgent", "settle_seconds": 1},
+                          "silence_seconds": 3, "urgency": "urgent", "settle_seconds": 1,
+                          "sweep_dir": empty_sweep_dir(asterisk)},
             **extra}
 
 
@@ -146,12 +149,12 @@ async def test_partner_cannot_take_the_call_so_a_voice_message_becomes_one_ticke
     tickets = await tickets_of(app)
     assert len(tickets) == 1, tickets
     ticket = tickets[0]
-    name = f"nohold-vm-{caller.linkedid}.wav"
+    expected_status = "BUSY" if behaviour == "reject" else "NOANSWER"
+    name = f"nohold-vm-{caller.linkedid}-{expected_status}-{CALLER}.wav"
     assert (ticket.partner_id, ticket.channel, ticket.call_id, ticket.caller) == (
         f"vm-{caller.linkedid}", "voicemail", caller.linkedid, CALLER)
     assert (ticket.category, ticket.urgency, ticket.state) == ("other", "urgent", "open")
     assert f"{asterisk.in_asterisk(recordings(asterisk))}/{name}" in ticket.text
-    expected_status = "BUSY" if behaviour == "reject" else "NOANSWER"
     assert f"({expected_status})" in ticket.text, ticket.text
     recording = recordings(asterisk) / name
     assert recording.stat().st_size > 8000  # more than a second of 8 kHz audio
@@ -185,8 +188,10 @@ async def test_caller_who_hangs_up_after_speaking_still_gets_a_ticket_and_silenc
     await _log_line(app, "voicemail_ticket")
     tickets = await tickets_of(app)
     assert [t.call_id for t in tickets] == [talker.linkedid], tickets
-    assert (recordings(asterisk) / f"nohold-vm-{talker.linkedid}.wav").stat().st_size > 8000
-    assert not (recordings(asterisk) / f"nohold-vm-{silent.linkedid}.wav").exists()
+    assert (recordings(asterisk) / f"nohold-vm-{talker.linkedid}-BUSY-{CALLER}.wav"
+            ).stat().st_size > 8000
+    # Any name: nothing of the silent caller's is kept.
+    assert list(recordings(asterisk).glob(f"nohold-vm-{silent.linkedid}*")) == []
     assert app.problems() == []
 
 
@@ -195,8 +200,10 @@ async def test_a_message_left_while_nohold_was_down_becomes_a_ticket_once_it_run
     """No nohold serves `nohold-afterhours`: Stasis fails in [nohold-partner] and Asterisk
     records the caller's message alone. The nohold started afterwards finds it and makes
     it one ticket, with the caller's number and the partner's answer from its name."""
-    directory = recordings(asterisk)
-    directory.mkdir(parents=True, exist_ok=True)
+    # A directory of its own: the session's holds other tests' messages, whose tickets
+    # are in their own databases (the sweep would rightly ticket them here).
+    directory = recordings(asterisk) / f"down-{uuid.uuid4().hex[:8]}"
+    directory.mkdir(parents=True)
     async with ScriptedCaller(asterisk, context="nohold-partner", exten="s",
                               variables={"NOHOLD_RECORDING_DIR":
                                          asterisk.in_asterisk(directory)},
@@ -214,6 +221,7 @@ async def test_a_message_left_while_nohold_was_down_becomes_a_ticket_once_it_run
                        f"[{trunk}]\ntype = endpoint\ntransport = transport-udp\n"
                        f"aors = {trunk}\ndisallow = all\nallow = ulaw\n")
     after = afterhours(asterisk, [trunk])
+    after["voicemail"]["recording_dir"] = asterisk.in_asterisk(directory)
     after["voicemail"]["sweep_dir"] = str(directory)  # the chrooted Asterisk's, seen from here
     app = await start_nohold({"calendar": closed_calendar(), "afterhours": after})
     # At start it looks once; a message still settling (1 s unchanged) is looked at

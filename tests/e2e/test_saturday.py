@@ -45,6 +45,7 @@ from tests.e2e.callback_bed import (
 from tests.support.asterisk_events import AsteriskEvents, ami, ari
 from tests.support.nohold_process import Clock, run_cli
 from tests.support.smsc import Smsc
+from tests.support.sweep import empty_sweep_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -270,7 +271,9 @@ async def test_the_trunk_down_leaves_a_voice_message_whose_ticket_the_second_tec
             **sections(smsc, port, ["ewa", "jan"], context),
             "afterhours": {"enabled": True, "trunks": [trunk], "ring_timeout": 5,
                            "voicemail": {"recording_dir": asterisk.in_asterisk(recordings),
-                                         "silence_seconds": 3}}}, clock=clock)
+                                         "silence_seconds": 3,
+                                         "sweep_dir": empty_sweep_dir(asterisk)}}},
+            clock=clock)
         async with ScriptedCaller(asterisk, context="nohold-inbound", exten="s",
                                   caller_id=CALLER) as caller:
             await caller.wait_for_playback("/partner_unavailable", finished=True, timeout=30)

@@ -139,7 +139,7 @@ def test_the_voicemail_ticket_names_the_call_the_recording_and_the_partner_statu
 
 def test_ids_of_the_message_are_bounded_and_safe():
     assert len(voicemail_partner_id("x" * 64)) == 64
-    assert recording_name("pbx-1.7/../etc") == "nohold-vm-pbx-1.7..etc"
+    assert recording_name("pbx-1.7/../etc") == "nohold-vm-pbx-1.7..etc--"
 
 
 # -- the [afterhours] section -----------------------------------------------------------------
@@ -294,23 +294,35 @@ def test_the_example_files_afterhours_block_is_valid_once_uncommented():
     assert after.headers == ALL and after.voicemail.max_seconds == 120
 
 
-def test_a_message_asterisk_recorded_alone_is_known_by_its_name_and_nothing_else():
-    from nohold.decisions.partner import AloneRecording, alone_partner_id, alone_recording
+def test_a_voice_message_file_is_known_by_its_name_and_nothing_else():
+    from nohold.decisions.partner import MessageFile, message_file
 
     uuid = "66f7d3fe-cc24-4130-b488-41f24a6106f0"
-    assert alone_recording(f"nohold-vm-{uuid}-asterisk-BUSY-+48221234567.wav") == \
-        AloneRecording(uuid, "BUSY", "+48221234567")
-    assert alone_recording("nohold-vm-1741377600.42-asterisk-NOANSWER-.wav") == \
-        AloneRecording("1741377600.42", "NOANSWER", "")
-    assert alone_recording("nohold-vm-1741377600.42-asterisk--.wav") == \
-        AloneRecording("1741377600.42", "", "")
+    alone = message_file(f"nohold-vm-{uuid}-asterisk-BUSY-+48221234567.wav")
+    assert alone == MessageFile(uuid, "BUSY", "+48221234567", alone=True)
+    assert alone.partner_id == f"vma-{uuid}"
+    assert message_file("nohold-vm-1741377600.42-asterisk-NOANSWER-.wav") == \
+        MessageFile("1741377600.42", "NOANSWER", "", alone=True)
+    assert message_file("nohold-vm-PBX-1-1741377600.42-asterisk--.wav") == \
+        MessageFile("PBX-1-1741377600.42", "", "", alone=True)
     # The dialplan's older name, without status and caller.
-    assert alone_recording("nohold-vm-1741377600.42-asterisk.wav") == \
-        AloneRecording("1741377600.42", "", "")
-    for other in ("nohold-vm-1741377600.42.wav",  # nohold's own flow recorded it: ticketed
-                  "nohold-vm-1741377600.42-asterisk.wav.tmp", "nohold-vm--asterisk.wav",
-                  "nohold-vm-17413 77600-asterisk.wav", "nohold-vm-1-asterisk-busy-1.wav",
-                  "nohold-vm-1-asterisk-BUSY-12a.wav", "x-nohold-vm-1-asterisk.wav"):
-        assert alone_recording(other) is None, other
-    assert alone_partner_id(uuid) == f"vma-{uuid}"
-    assert len(alone_partner_id("9" * 100)) == 64
+    assert message_file("nohold-vm-1741377600.42-asterisk.wav") == \
+        MessageFile("1741377600.42", "", "", alone=True)
+    # nohold's own flow: its recording_name, and the older name.
+    own = message_file(recording_name(uuid, "CHANUNAVAIL", "+48 22 123") + ".wav")
+    assert own == MessageFile(uuid, "CHANUNAVAIL", "+4822123", alone=False)
+    assert own.partner_id == voicemail_partner_id(uuid) == f"vm-{uuid}"
+    assert message_file(f"nohold-vm-{uuid}.wav") == MessageFile(uuid, "", "", alone=False)
+    for other in ("nohold-vm-1741377600.42-asterisk.wav.tmp", "nohold-vm--asterisk.wav",
+                  "nohold-vm-17413 77600-asterisk.wav", "x-nohold-vm-1-asterisk.wav",
+                  "nohold-vm-1.gsm", "notes.txt"):
+        assert message_file(other) is None, other
+    assert len(message_file(f"nohold-vm-{'9' * 100}-asterisk.wav").partner_id) == 64
+
+
+def test_the_recording_name_carries_only_safe_status_and_number_characters():
+    assert recording_name("1741377600.42", "BUSY", "+48221234567") == \
+        "nohold-vm-1741377600.42-BUSY-+48221234567"
+    assert recording_name("1741377600.42", "busy;x", "\"Eve\" <sip:1@x>") == \
+        "nohold-vm-1741377600.42--1"
+    assert recording_name("1741377600.42") == "nohold-vm-1741377600.42--"

@@ -6,7 +6,7 @@ recorded alone while nohold was down; `nohold check` of the partner's trunks."""
 
 from __future__ import annotations
 
-from nohold.ari_apps.afterhours.alone import AloneMessages
+from nohold.ari_apps.afterhours.sweep import UnticketedMessages
 from nohold.ari_apps.afterhours.check import check_partner
 from nohold.ari_apps.afterhours.partner import PartnerRoute, PartnerRouter
 from nohold.ari_apps.afterhours.settings import SECTION, AfterHoursSettings
@@ -35,11 +35,11 @@ def start(ctx: ServiceContext) -> Contribution:
         ctx.signals.notify(ctx.signals.TICKET)  # the alerts wake at once
 
     flow = VoicemailFlow(settings, after, store, default_region=region, on_ticket=new_ticket)
-    alone = AloneMessages(after, store, default_region=region, on_ticket=new_ticket)
+    sweep = UnticketedMessages(after, store, default_region=region, on_ticket=new_ticket)
     prompt = f"{settings.prompts.asterisk_path}/{after.prompt}"
     return Contribution(stasis=[(ctx.ari(after.app), flow)],
                         agi_routes={"partner": PartnerRoute(router, prompt)},
-                        tasks=[alone.run])
+                        tasks=[sweep.run])
 
 
 def orphans(settings: Settings) -> dict[str, DialplanLocation]:

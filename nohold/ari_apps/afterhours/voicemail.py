@@ -78,7 +78,8 @@ class VoicemailFlow:
         vm = self.after.voicemail
         try:
             await ch.play(self.media(self.after.unavailable_prompt), interruptible=False)
-            recorded = await ch.record(recording_name(ch.call_id), max_seconds=vm.max_seconds,
+            recorded = await ch.record(recording_name(ch.call_id, status, ch.caller),
+                                       max_seconds=vm.max_seconds,
                                        max_silence=vm.silence_seconds)
         except CallerHungUp:
             log.info("voicemail_none channel=%s caller=%s reason=hung_up_before_the_tone",

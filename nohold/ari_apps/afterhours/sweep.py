@@ -1,14 +1,18 @@
-"""Messages Asterisk recorded alone become tickets.
+"""Voice messages on disk without a ticket become tickets.
 
 When nohold is down (or its voice-message flow failed), `[nohold-partner]` still
 takes the caller's message: Asterisk records it by itself into the recording
-directory as `nohold-vm-<call id>-asterisk-<DIALSTATUS>-<caller>.wav`. Nothing would
-tell the technician, so nohold looks there at start and every `SWEEP_EVERY` seconds,
-and makes each finished message a ticket (`vma-<call id>`), which alerts like any
-other. A message is finished once its file has not changed for `settle_seconds`
-(Asterisk writes a recording as the audio comes, every 20 ms); one shorter than
-`min_seconds` is no message, as in nohold's own flow. The ticket's unique id makes a
-second look (a restart, a second node on the same directory) change nothing.
+directory as `nohold-vm-<call id>-asterisk-<DIALSTATUS>-<caller>.wav`. And a message
+nohold's own flow recorded (`nohold-vm-<call id>-<DIALSTATUS>-<caller>.wav`) has no
+ticket when the database failed just then. Nothing would tell the technician, so
+nohold looks there at start and every `SWEEP_EVERY` seconds, and makes each finished
+message without a ticket one (`vma-<call id>` for Asterisk's, `vm-<call id>` for its
+own), which alerts like any other. A message is finished once its file has not
+changed for `settle_seconds` (Asterisk writes a recording as the audio comes, every
+20 ms); one of nohold's own waits at least `OWN_SETTLE`, time for its flow to write
+the ticket itself. One shorter than `min_seconds` is no message, as in the flow. The
+ticket's unique id makes a second look (a restart, a second node on the same
+directory) change nothing; files older than `MAX_AGE` are left alone.
 
 nohold may see the directory under another path (`sweep_dir`: a container's volume)
 or not at all (another host): then one warning says so (`nohold check` says it too)
@@ -32,18 +36,18 @@ from nohold.ari_apps.afterhours.settings import AfterHoursSettings
 from nohold.audio import AudioError, duration_seconds
 from nohold.callbackdb.tickets import TicketStore
 from nohold.decisions.numbers import NumberPolicy
-from nohold.decisions.partner import (
-    AloneRecording,
-    Message,
-    alone_partner_id,
-    alone_recording,
-    voicemail_report,
-)
+from nohold.decisions.partner import Message, MessageFile, message_file, voicemail_report
 from nohold.decisions.tickets import BadReport, parse_caller
 
 log = logging.getLogger("nohold.afterhours")
 
 SWEEP_EVERY = 15.0  # seconds between two looks at the recording directory
+# A message nohold's flow recorded is its flow's to ticket: the sweep waits this long
+# (seconds unchanged) before it takes one the flow could not (a database down).
+OWN_SETTLE = 60.0
+# Older files are history, not news: a database replaced or reset must not page the
+# technician for every message ever left. An outage of a long weekend stays within it.
+MAX_AGE = 7 * 86400.0
 VIA = "voicemail"
 WAV_HEADER = 44
 WAV_BYTES_PER_SECOND = 16000
@@ -52,12 +56,12 @@ WAV_BYTES_PER_SECOND = 16000
 @dataclass(frozen=True)
 class _Found:
     name: str
-    recording: AloneRecording
+    recording: MessageFile
     changed_at: float  # the file's mtime (epoch seconds)
     seconds: float
 
 
-class AloneMessages:
+class UnticketedMessages:
     def __init__(self, after: AfterHoursSettings, store: TicketStore,
                  default_region: str = "PL",
                  on_ticket: Callable[[], None] = lambda: None,
@@ -95,10 +99,15 @@ class AloneMessages:
         self._blind = False
         made = 0
         now = self._now()
-        settle = self.after.voicemail.settle_seconds
         self._settles_in = 0.0
         for item in found:
+            settle = float(self.after.voicemail.settle_seconds)
+            if not item.recording.alone:
+                settle = max(settle, OWN_SETTLE)
             age = now.timestamp() - item.changed_at
+            if age > MAX_AGE:
+                self._done.add(item.name)
+                continue
             if age < settle:  # still being recorded, perhaps: look again once settled
                 wait = settle - age + 0.1
                 self._settles_in = min(self._settles_in or wait, wait)
@@ -109,13 +118,13 @@ class AloneMessages:
 
     async def _settle(self, directory: Path, item: _Found, now: datetime) -> int:
         rec = item.recording
-        partner_id = alone_partner_id(rec.call_id)
+        partner_id = rec.partner_id
         if await self.store.by_partner_id(partner_id) is not None:
             return 0  # ticketed before (a restart, another node)
         vm = self.after.voicemail
         if item.seconds < vm.min_seconds:
-            log.info("voicemail_none call=%s caller=%s reason=no_message seconds=%s via=asterisk",
-                     rec.call_id, rec.caller or "-", item.seconds)
+            log.info("voicemail_none call=%s caller=%s reason=no_message seconds=%s via=%s",
+                     rec.call_id, rec.caller or "-", item.seconds, _by(rec))
             return 0
         path = f"{vm.recording_dir}/{item.name}"  # as the PBX names it
         message = Message(call_id=rec.call_id, caller=self._caller(rec.caller), customer="",
@@ -126,8 +135,8 @@ class AloneMessages:
                          partner_id=partner_id)
         ticket, outcome, _ = await self.store.report(report, via=VIA, now=now)
         log.info("voicemail_ticket ticket=%s outcome=%s partner_id=%s seconds=%.1f "
-                 "recording=%s via=asterisk", ticket.id, outcome, ticket.partner_id,
-                 item.seconds, path)
+                 "recording=%s via=%s", ticket.id, outcome, ticket.partner_id,
+                 item.seconds, path, _by(rec))
         self.on_ticket()
         return 1
 
@@ -139,14 +148,19 @@ class AloneMessages:
             return ""
 
 
+def _by(rec: MessageFile) -> str:
+    """Who recorded it, for the log: Asterisk alone, or nohold's flow (swept later)."""
+    return "asterisk" if rec.alone else "sweep"
+
+
 def _look(directory: Path, done: set[str]) -> list[_Found]:
-    """The directory's messages recorded alone, not settled yet (blocking: a thread)."""
+    """The directory's voice messages not settled yet (blocking: a thread)."""
     found = []
     with os.scandir(directory) as entries:
         for entry in entries:
             if entry.name in done:
                 continue
-            recording = alone_recording(entry.name)
+            recording = message_file(entry.name)
             if recording is None or not entry.is_file():
                 continue
             stat = entry.stat()

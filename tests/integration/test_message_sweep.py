@@ -1,6 +1,7 @@
-"""Messages Asterisk recorded alone (nohold down) become tickets: ari_apps/afterhours/alone.py
-with real WAV files in a directory and the ticket store on SQLite and PostgreSQL, on the
-test's own clock."""
+"""Voice messages on disk without a ticket become tickets (ari_apps/afterhours/sweep.py):
+those Asterisk recorded alone (nohold down) and those nohold's flow recorded when the
+database failed; real WAV files in a directory and the ticket store on SQLite and
+PostgreSQL, on the test's own clock."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from nohold.ari_apps.afterhours.alone import AloneMessages
 from nohold.ari_apps.afterhours.settings import AfterHoursSettings, VoicemailSettings
+from nohold.ari_apps.afterhours.sweep import UnticketedMessages
 from nohold.callbackdb.engine import make_engine
 from nohold.callbackdb.migrate import upgrade_async
 from nohold.callbackdb.tickets import TicketStore
@@ -54,11 +55,11 @@ def recording(directory: Path, name: str, seconds: float, age: float, header: bo
     return path
 
 
-def sweeper(store: TicketStore, directory: Path, woken: list[int]) -> AloneMessages:
+def sweeper(store: TicketStore, directory: Path, woken: list[int]) -> UnticketedMessages:
     after = AfterHoursSettings(voicemail=VoicemailSettings(
         recording_dir=str(directory), settle_seconds=10, min_seconds=1.0,
         urgency=Urgency.URGENT, category=Category.OTHER))
-    return AloneMessages(after, store, default_region="PL",
+    return UnticketedMessages(after, store, default_region="PL",
                          on_ticket=lambda: woken.append(1), now=lambda: NOW)
 
 
@@ -105,7 +106,7 @@ async def test_no_sound_no_ticket_but_an_unfinished_header_still_counts(store, t
               seconds=0.4, age=60)
     recording(tmp_path, "nohold-vm-1741377600.2-asterisk-BUSY-+48221234568.wav",
               seconds=4.0, age=60, header=False)
-    recording(tmp_path, "nohold-vm-1741377600.3.wav", seconds=4.0, age=60)  # nohold's own
+    recording(tmp_path, "nohold-vm-1741377600.3.gsm", seconds=4.0, age=60)  # not a message
     (tmp_path / "notes.txt").write_text("not a message")
     assert await sweeper(store, tmp_path, []).sweep_once() == 1
     [ticket] = await store.find()
@@ -129,3 +130,45 @@ async def test_the_next_look_comes_when_a_settling_message_has_settled(store, tm
     recording(tmp_path, f"nohold-vm-{CALL}-asterisk.wav", seconds=2.0, age=30)
     assert await sweep.sweep_once() == 1
     assert sweep._settles_in == 0.0
+
+
+async def test_a_message_of_noholds_own_flow_without_a_ticket_gets_one_after_its_flows_time(
+        store, tmp_path, caplog):
+    # The flow recorded it, then could not write the ticket (the database was down).
+    caplog.set_level(logging.INFO, "nohold.afterhours")
+    name = f"nohold-vm-{CALL}-NOANSWER-+48221234567.wav"
+    path = recording(tmp_path, name, seconds=5.0, age=30)
+    woken: list[int] = []
+    sweep = sweeper(store, tmp_path, woken)
+    assert await sweep.sweep_once() == 0  # 30 s: still the flow's to ticket
+    assert 29.9 < sweep._settles_in <= 30.2
+    os.utime(path, (NOW.timestamp() - 61, NOW.timestamp() - 61))
+    assert await sweep.sweep_once() == 1
+    [ticket] = await store.find()
+    assert (ticket.partner_id, ticket.caller) == (f"vm-{CALL}", "+48221234567")
+    assert "(NOANSWER)" in ticket.text and woken == [1]
+    assert "via=sweep" in caplog.text
+
+
+async def test_a_message_its_flow_ticketed_is_left_as_it_is(store, tmp_path):
+    from nohold.decisions.tickets import Report
+
+    flows = Report(partner_id=f"vm-{CALL}", caller="+48221234567", category=Category.OTHER,
+                   text="the flow's own text, with the customer", customer="123456")
+    await store.report(flows, via="voicemail", now=NOW - timedelta(minutes=5))
+    recording(tmp_path, f"nohold-vm-{CALL}-BUSY-+48221234567.wav", seconds=5.0, age=300)
+    woken: list[int] = []
+    assert await sweeper(store, tmp_path, woken).sweep_once() == 0
+    [ticket] = await store.find()
+    assert (ticket.text, ticket.customer, ticket.reports) == (flows.text, "123456", 1)
+    assert woken == []
+
+
+async def test_messages_older_than_a_week_are_history_not_news(store, tmp_path):
+    # A database replaced or reset must not page the technician for every old message.
+    recording(tmp_path, f"nohold-vm-{CALL}-asterisk-BUSY-.wav", seconds=5.0,
+              age=8 * 86400)
+    recording(tmp_path, "nohold-vm-1741377600.9-asterisk-BUSY-.wav", seconds=5.0,
+              age=6 * 86400)
+    assert await sweeper(store, tmp_path, []).sweep_once() == 1
+    assert [t.call_id for t in await store.find()] == ["1741377600.9"]
