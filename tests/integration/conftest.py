@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
+from nohold.callbackdb.engine import make_engine
+from nohold.callbackdb.migrate import upgrade_async
+from nohold.callbackdb.tickets import TicketStore
 from tests.support.postgres import empty_database, postgres_server
 
 
@@ -20,3 +25,14 @@ async def db_url(request, tmp_path):
     url = request.getfixturevalue("pg_url")
     await empty_database(url)
     return url
+
+
+@pytest.fixture
+async def ticket_store(db_url: str) -> AsyncIterator[TicketStore]:
+    """The tickets' store on a migrated database of each engine."""
+    await upgrade_async(db_url)
+    engine = make_engine(db_url)
+    try:
+        yield TicketStore(engine)
+    finally:
+        await engine.dispose()

@@ -8,16 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import wave
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from nohold.ari_apps.afterhours.settings import AfterHoursSettings, VoicemailSettings
 from nohold.ari_apps.afterhours.sweep import UnticketedMessages
-from nohold.callbackdb.engine import make_engine
-from nohold.callbackdb.migrate import upgrade_async
 from nohold.callbackdb.tickets import TicketStore
 from nohold.decisions.tickets import Category, Urgency
 
@@ -25,14 +20,6 @@ NOW = datetime(2026, 12, 4, 22, 0, tzinfo=UTC)
 CALL = "66f7d3fe-cc24-4130-b488-41f24a6106f0"
 
 
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[TicketStore]:
-    await upgrade_async(db_url)
-    engine = make_engine(db_url)
-    try:
-        yield TicketStore(engine)
-    finally:
-        await engine.dispose()
 
 
 def recording(directory: Path, name: str, seconds: float, age: float, header: bool = True
@@ -55,20 +42,20 @@ def recording(directory: Path, name: str, seconds: float, age: float, header: bo
     return path
 
 
-def sweeper(store: TicketStore, directory: Path, woken: list[int]) -> UnticketedMessages:
+def sweeper(ticket_store: TicketStore, directory: Path, woken: list[int]) -> UnticketedMessages:
     after = AfterHoursSettings(voicemail=VoicemailSettings(
         recording_dir=str(directory), settle_seconds=10, min_seconds=1.0,
         urgency=Urgency.URGENT, category=Category.OTHER))
-    return UnticketedMessages(after, store, default_region="PL",
+    return UnticketedMessages(after, ticket_store, default_region="PL",
                          on_ticket=lambda: woken.append(1), now=lambda: NOW)
 
 
-async def test_a_finished_message_becomes_one_ticket_that_wakes_the_alerts(store, tmp_path):
+async def test_a_finished_message_becomes_one_ticket_that_wakes_the_alerts(ticket_store, tmp_path):
     name = f"nohold-vm-{CALL}-asterisk-BUSY-+48221234567.wav"
     recording(tmp_path, name, seconds=3.0, age=30)
     woken: list[int] = []
-    assert await sweeper(store, tmp_path, woken).sweep_once() == 1
-    [ticket] = await store.find()
+    assert await sweeper(ticket_store, tmp_path, woken).sweep_once() == 1
+    [ticket] = await ticket_store.find()
     assert (ticket.partner_id, ticket.channel, ticket.call_id, ticket.caller) == (
         f"vma-{CALL}", "voicemail", CALL, "+48221234567")
     assert (ticket.urgency, ticket.state) == ("urgent", "open")
@@ -79,27 +66,27 @@ async def test_a_finished_message_becomes_one_ticket_that_wakes_the_alerts(store
 
 
 async def test_a_second_look_a_restart_or_a_second_node_makes_no_second_ticket(
-        store, tmp_path):
+        ticket_store, tmp_path):
     recording(tmp_path, f"nohold-vm-{CALL}-asterisk-NOANSWER-.wav", seconds=2.0, age=30)
     woken: list[int] = []
-    first = sweeper(store, tmp_path, woken)
+    first = sweeper(ticket_store, tmp_path, woken)
     assert await first.sweep_once() == 1
     assert await first.sweep_once() == 0
-    assert await sweeper(store, tmp_path, woken).sweep_once() == 0  # restarted / other node
-    tickets = await store.find()
+    assert await sweeper(ticket_store, tmp_path, woken).sweep_once() == 0  # restarted / other node
+    tickets = await ticket_store.find()
     assert len(tickets) == 1 and tickets[0].caller == "" and tickets[0].reports == 1
     assert woken == [1]
 
 
-async def test_a_message_still_being_recorded_waits_for_the_next_look(store, tmp_path):
+async def test_a_message_still_being_recorded_waits_for_the_next_look(ticket_store, tmp_path):
     path = recording(tmp_path, f"nohold-vm-{CALL}-asterisk.wav", seconds=2.0, age=3)
-    sweep = sweeper(store, tmp_path, [])
-    assert await sweep.sweep_once() == 0 and await store.find() == []
+    sweep = sweeper(ticket_store, tmp_path, [])
+    assert await sweep.sweep_once() == 0 and await ticket_store.find() == []
     os.utime(path, (NOW.timestamp() - 11, NOW.timestamp() - 11))
     assert await sweep.sweep_once() == 1
 
 
-async def test_no_sound_no_ticket_but_an_unfinished_header_still_counts(store, tmp_path,
+async def test_no_sound_no_ticket_but_an_unfinished_header_still_counts(ticket_store, tmp_path,
                                                                          caplog):
     caplog.set_level(logging.INFO, "nohold.afterhours")
     recording(tmp_path, "nohold-vm-1741377600.1-asterisk-BUSY-+48221234567.wav",
@@ -108,23 +95,23 @@ async def test_no_sound_no_ticket_but_an_unfinished_header_still_counts(store, t
               seconds=4.0, age=60, header=False)
     recording(tmp_path, "nohold-vm-1741377600.3.gsm", seconds=4.0, age=60)  # not a message
     (tmp_path / "notes.txt").write_text("not a message")
-    assert await sweeper(store, tmp_path, []).sweep_once() == 1
-    [ticket] = await store.find()
+    assert await sweeper(ticket_store, tmp_path, []).sweep_once() == 1
+    [ticket] = await ticket_store.find()
     assert ticket.call_id == "1741377600.2" and "(4 s)" in ticket.text
     assert "voicemail_none call=1741377600.1 caller=+48221234567 reason=no_message" in \
         caplog.text
 
 
-async def test_a_directory_not_visible_from_here_is_said_once(store, tmp_path, caplog):
-    sweep = sweeper(store, tmp_path / "on-the-pbx-host", [])
+async def test_a_directory_not_visible_from_here_is_said_once(ticket_store, tmp_path, caplog):
+    sweep = sweeper(ticket_store, tmp_path / "on-the-pbx-host", [])
     assert await sweep.sweep_once() == 0
     assert await sweep.sweep_once() == 0
     assert caplog.text.count("voicemail_sweep_blind") == 1
 
 
-async def test_the_next_look_comes_when_a_settling_message_has_settled(store, tmp_path):
+async def test_the_next_look_comes_when_a_settling_message_has_settled(ticket_store, tmp_path):
     recording(tmp_path, f"nohold-vm-{CALL}-asterisk.wav", seconds=2.0, age=7)
-    sweep = sweeper(store, tmp_path, [])
+    sweep = sweeper(ticket_store, tmp_path, [])
     assert await sweep.sweep_once() == 0
     assert 3.0 < sweep._settles_in <= 3.2  # 10 s settle, 7 s old: not 15 s later
     recording(tmp_path, f"nohold-vm-{CALL}-asterisk.wav", seconds=2.0, age=30)
@@ -133,42 +120,42 @@ async def test_the_next_look_comes_when_a_settling_message_has_settled(store, tm
 
 
 async def test_a_message_of_noholds_own_flow_without_a_ticket_gets_one_after_its_flows_time(
-        store, tmp_path, caplog):
+        ticket_store, tmp_path, caplog):
     # The flow recorded it, then could not write the ticket (the database was down).
     caplog.set_level(logging.INFO, "nohold.afterhours")
     name = f"nohold-vm-{CALL}-NOANSWER-+48221234567.wav"
     path = recording(tmp_path, name, seconds=5.0, age=30)
     woken: list[int] = []
-    sweep = sweeper(store, tmp_path, woken)
+    sweep = sweeper(ticket_store, tmp_path, woken)
     assert await sweep.sweep_once() == 0  # 30 s: still the flow's to ticket
     assert 29.9 < sweep._settles_in <= 30.2
     os.utime(path, (NOW.timestamp() - 61, NOW.timestamp() - 61))
     assert await sweep.sweep_once() == 1
-    [ticket] = await store.find()
+    [ticket] = await ticket_store.find()
     assert (ticket.partner_id, ticket.caller) == (f"vm-{CALL}", "+48221234567")
     assert "(NOANSWER)" in ticket.text and woken == [1]
     assert "via=sweep" in caplog.text
 
 
-async def test_a_message_its_flow_ticketed_is_left_as_it_is(store, tmp_path):
+async def test_a_message_its_flow_ticketed_is_left_as_it_is(ticket_store, tmp_path):
     from nohold.decisions.tickets import Report
 
     flows = Report(partner_id=f"vm-{CALL}", caller="+48221234567", category=Category.OTHER,
                    text="the flow's own text, with the customer", customer="123456")
-    await store.report(flows, via="voicemail", now=NOW - timedelta(minutes=5))
+    await ticket_store.report(flows, via="voicemail", now=NOW - timedelta(minutes=5))
     recording(tmp_path, f"nohold-vm-{CALL}-BUSY-+48221234567.wav", seconds=5.0, age=300)
     woken: list[int] = []
-    assert await sweeper(store, tmp_path, woken).sweep_once() == 0
-    [ticket] = await store.find()
+    assert await sweeper(ticket_store, tmp_path, woken).sweep_once() == 0
+    [ticket] = await ticket_store.find()
     assert (ticket.text, ticket.customer, ticket.reports) == (flows.text, "123456", 1)
     assert woken == []
 
 
-async def test_messages_older_than_a_week_are_history_not_news(store, tmp_path):
+async def test_messages_older_than_a_week_are_history_not_news(ticket_store, tmp_path):
     # A database replaced or reset must not page the technician for every old message.
     recording(tmp_path, f"nohold-vm-{CALL}-asterisk-BUSY-.wav", seconds=5.0,
               age=8 * 86400)
     recording(tmp_path, "nohold-vm-1741377600.9-asterisk-BUSY-.wav", seconds=5.0,
               age=6 * 86400)
-    assert await sweeper(store, tmp_path, []).sweep_once() == 1
-    assert [t.call_id for t in await store.find()] == ["1741377600.9"]
+    assert await sweeper(ticket_store, tmp_path, []).sweep_once() == 1
+    assert [t.call_id for t in await ticket_store.find()] == ["1741377600.9"]
