@@ -430,8 +430,9 @@ def config_override(text: str) -> tuple[str, str, Any]:
     """`ami.enabled=false` -> ("ami", "enabled", False); the value is read as TOML."""
     name, sep, value = text.partition("=")
     section, dot, key = name.strip().partition(".")
-    if not sep or not dot or not section or not key:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected SECTION.KEY=VALUE")
+    if not sep or not dot or not section or not key or "." in key:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SECTION.KEY=VALUE (one "
+                                         "section, one key: no sub-tables)")
     try:
         parsed = tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError as exc:

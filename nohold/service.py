@@ -187,8 +187,8 @@ async def serve(
         for rt in runtimes:
             await rt.ari.close()
         await http.close()
-        # Outcomes recorded by call tasks cancelled at shutdown (record() is shielded)
-        # may still be in the ledger's write queue: write them before disposing.
+        # Outcomes handed in by call tasks (record_soon: the writer, not the call, owns
+        # them) may still be in the ledger's write queue: write them before disposing.
         await ledger.drain()
         ledger.close()
         await engine.dispose()

@@ -208,15 +208,21 @@ class NoticeLedger:
     async def drain(self) -> None:
         """Until every claim and outcome handed in so far is written and its line
         logged (before the engine is disposed at shutdown: background outcomes outlive
-        their call task)."""
-        while (self._background or self._unlogged
-               or (self._writer is not None and not self._writer.done())):
+        their call task). Never busy: every pass awaits something."""
+        while True:
             if self._background:
                 await asyncio.wait(set(self._background))
-            if self._writer is not None and not self._writer.done():
+            elif self._writer is not None and not self._writer.done():
                 await asyncio.wait({self._writer})
-            if self._unlogged and all(done.done() for done in self._unlogged):
+            elif self._claims or self._finishes:
+                # Queued behind a writer that died (a cancel, a bug): a new one takes them.
+                self._wake_writer()
+            elif pending := {done for done in self._unlogged if not done.done()}:
+                await asyncio.wait(pending)
+            elif self._unlogged:
                 await asyncio.sleep(0)  # a done future's callbacks run on the next pass
+            else:
+                return
 
     def close(self) -> None:
         """Close the in-loop SQLite connection (after drain(), before the engine is

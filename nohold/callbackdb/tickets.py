@@ -137,17 +137,19 @@ class TicketStore:
 
     # -- reports ------------------------------------------------------------------------
     async def report(self, report: Report, *, via: str, now: datetime,
-                     delivery: str | None = None, keep: timedelta = timedelta(minutes=10)
+                     delivery: str | None = None, keep: timedelta = timedelta(minutes=10),
+                     only_new: bool = False,
                      ) -> tuple[TicketRecord, Outcome, tuple[str, ...]]:
         """Create or update the ticket `report.partner_id`; the ticket, what happened and
         the fields that changed. With `delivery` (the webhook's delivery key) the same
         key seen within `keep` raises Replayed and writes nothing; older keys are
-        forgotten here."""
+        forgotten here. With `only_new` an existing ticket is left as it is
+        (UNCHANGED): a report that may come second must not overwrite the first."""
         now = now.astimezone(UTC)
         async with self._engine.begin() as conn:
             if delivery is not None:
                 await self._deliver(conn, delivery, now, keep)
-            record, outcome, changed = await self._upsert(conn, report, via, now)
+            record, outcome, changed = await self._upsert(conn, report, via, now, only_new)
             if delivery is not None:
                 await conn.execute(update(TicketDelivery)
                                    .where(TicketDelivery.key == delivery)
@@ -167,8 +169,8 @@ class TicketStore:
                                        .where(TicketDelivery.key == key))).scalar()
             raise Replayed(seen)
 
-    async def _upsert(self, conn: AsyncConnection, r: Report, via: str, now: datetime
-                      ) -> tuple[TicketRecord, Outcome, tuple[str, ...]]:
+    async def _upsert(self, conn: AsyncConnection, r: Report, via: str, now: datetime,
+                      only_new: bool = False) -> tuple[TicketRecord, Outcome, tuple[str, ...]]:
         reported_at = (r.reported_at or now).astimezone(UTC)
         values = {
             "partner_id": r.partner_id, "channel": via, "caller": r.caller,
@@ -189,6 +191,8 @@ class TicketStore:
             return record, Outcome.CREATED, ()
         current = TicketRecord.of((await conn.execute(
             select(Ticket).where(Ticket.partner_id == r.partner_id).with_for_update())).one())
+        if only_new:
+            return current, Outcome.UNCHANGED, ()
         said = {"caller": r.caller, "customer": r.customer, "category": r.category,
                 "urgency": r.urgency, "text": r.text, "call_id": r.call_id,
                 "reported_at": r.reported_at}

@@ -157,7 +157,10 @@ def recording_name(call_id: str, partner_status: str = "", caller: str = "") -> 
 # Asterisk recorded alone (nohold was down, or its flow failed: `-asterisk` after the
 # call id, as `[nohold-partner]` names it). Then the partner's DIALSTATUS and the
 # caller's number, each filtered (A-Z; 0-9 and +). Older names without them are read.
-_MESSAGE = re.compile(r"nohold-vm-(?P<call>[A-Za-z0-9][A-Za-z0-9+._@-]*?)(?P<alone>-asterisk)?"
+# The call id is at most 64 characters and never holds "-asterisk": a name that does
+# not fit is no message of ours, rather than one read with a wrong call id.
+_MESSAGE = re.compile(r"nohold-vm-(?P<call>[A-Za-z0-9](?:(?!-asterisk)[A-Za-z0-9+._@-]){0,63}?)"
+                      r"(?P<alone>-asterisk)?"
                       r"(?:-(?P<status>[A-Z]{0,20})-(?P<caller>[0-9+]{0,32}))?\.wav")
 _NOT_STATUS = re.compile(r"[^A-Z]")
 _NOT_NUMBER = re.compile(r"[^0-9+]")

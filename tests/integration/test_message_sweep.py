@@ -22,17 +22,18 @@ CALL = "66f7d3fe-cc24-4130-b488-41f24a6106f0"
 
 
 
-def recording(directory: Path, name: str, seconds: float, age: float, header: bool = True
-              ) -> Path:
-    """A WAV as Asterisk writes one (8 kHz, 16-bit mono), last changed `age` s before NOW;
-    without `header` its header was never finished (0 frames), as after a crash."""
+def recording(directory: Path, name: str, seconds: float, age: float, header: bool = True,
+              silence: float = 0.0) -> Path:
+    """A WAV as Asterisk writes one (8 kHz, 16-bit mono): `seconds` of sound (a loud
+    square wave), then `silence` seconds of silence; last changed `age` s before NOW.
+    Without `header` its header was never finished (0 frames), as after a crash."""
     path = directory / name
-    frames = b"\x10\x00" * int(8000 * seconds)
+    sound = (b"\xb8\x0b" * 20 + b"\x48\xf4" * 20) * int(8000 * seconds / 40)  # +-3000
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(8000)
-        w.writeframes(frames)
+        w.writeframes(sound + b"\x00\x00" * int(8000 * silence))
     if not header:
         data = bytearray(path.read_bytes())
         data[40:44] = b"\x00\x00\x00\x00"  # the data chunk's size, as never updated
@@ -47,7 +48,7 @@ def sweeper(ticket_store: TicketStore, directory: Path, woken: list[int]) -> Unt
         recording_dir=str(directory), settle_seconds=10, min_seconds=1.0,
         urgency=Urgency.URGENT, category=Category.OTHER))
     return UnticketedMessages(after, ticket_store, default_region="PL",
-                         on_ticket=lambda: woken.append(1), now=lambda: NOW)
+                              on_ticket=lambda: woken.append(1), now=lambda: NOW)
 
 
 async def test_a_finished_message_becomes_one_ticket_that_wakes_the_alerts(ticket_store, tmp_path):
@@ -86,8 +87,8 @@ async def test_a_message_still_being_recorded_waits_for_the_next_look(ticket_sto
     assert await sweep.sweep_once() == 1
 
 
-async def test_no_sound_no_ticket_but_an_unfinished_header_still_counts(ticket_store, tmp_path,
-                                                                         caplog):
+async def test_no_sound_no_ticket_but_an_unfinished_header_still_counts(
+        ticket_store, tmp_path, caplog):
     caplog.set_level(logging.INFO, "nohold.afterhours")
     recording(tmp_path, "nohold-vm-1741377600.1-asterisk-BUSY-+48221234567.wav",
               seconds=0.4, age=60)
@@ -159,3 +160,61 @@ async def test_messages_older_than_a_week_are_history_not_news(ticket_store, tmp
               age=6 * 86400)
     assert await sweeper(ticket_store, tmp_path, []).sweep_once() == 1
     assert [t.call_id for t in await ticket_store.find()] == ["1741377600.9"]
+
+
+async def test_silence_asterisk_kept_is_no_sound(ticket_store, tmp_path, caplog):
+    # Record() ends on 4 s of silence and keeps 1 s of it: a caller who says nothing
+    # leaves 1 s of silence, one who spoke leaves their words and 1 s more.
+    caplog.set_level(logging.INFO, "nohold.afterhours")
+    recording(tmp_path, "nohold-vm-1741377600.1-asterisk-BUSY-.wav", seconds=0.0, age=60,
+              silence=1.02)
+    recording(tmp_path, "nohold-vm-1741377600.2-asterisk-BUSY-.wav", seconds=2.0, age=60,
+              silence=1.02)
+    assert await sweeper(ticket_store, tmp_path, []).sweep_once() == 1
+    [ticket] = await ticket_store.find()
+    assert ticket.call_id == "1741377600.2" and "(2 s)" in ticket.text
+    assert "voicemail_none call=1741377600.1 caller=- reason=no_message seconds=0.0" in \
+        caplog.text
+
+
+async def test_a_ticket_written_meanwhile_is_left_as_it_is(ticket_store, tmp_path,
+                                                           monkeypatch):
+    # The flow (or another node) writes the ticket between the sweep's look and its
+    # write: the sweep neither overwrites it nor wakes the alerts a second time.
+    from nohold.decisions.tickets import Report
+
+    recording(tmp_path, f"nohold-vm-{CALL}-BUSY-+48221234567.wav", seconds=5.0, age=300)
+    flows = Report(partner_id=f"vm-{CALL}", caller="+48221234567", category=Category.OTHER,
+                   text="the flow's own text", customer="123456")
+    await ticket_store.report(flows, via="voicemail", now=NOW)
+
+    async def not_yet(partner_id: str) -> None:
+        return None
+
+    monkeypatch.setattr(ticket_store, "by_partner_id", not_yet)
+    woken: list[int] = []
+    assert await sweeper(ticket_store, tmp_path, woken).sweep_once() == 0
+    [ticket] = await ticket_store.find()
+    assert (ticket.text, ticket.customer, ticket.reports) == (flows.text, "123456", 1)
+    assert woken == []
+
+
+async def test_a_file_that_cannot_be_read_is_skipped_and_said_once(ticket_store, tmp_path,
+                                                                   monkeypatch, caplog):
+    from nohold.ari_apps.afterhours import sweep
+
+    recording(tmp_path, "nohold-vm-1741377600.1-asterisk-BUSY-.wav", seconds=2.0, age=60)
+    recording(tmp_path, "nohold-vm-1741377600.2-asterisk-BUSY-.wav", seconds=2.0, age=60)
+    real = sweep.sound_seconds
+
+    def unreadable_first(path: Path) -> float:
+        if "1741377600.1" in path.name:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(sweep, "sound_seconds", unreadable_first)
+    sweeping = sweeper(ticket_store, tmp_path, [])
+    assert await sweeping.sweep_once() == 1
+    assert await sweeping.sweep_once() == 0
+    assert [t.call_id for t in await ticket_store.find()] == ["1741377600.2"]
+    assert caplog.text.count("voicemail_sweep_skipped file=nohold-vm-1741377600.1-") == 1

@@ -410,3 +410,29 @@ async def test_an_outcome_handed_in_is_written_and_logged_with_its_call_id_after
         logger.setLevel(old_level)
     assert ("call-7", "notice_end channel=ch-7 outcome=caller_hung_up") in seen
     assert (await led.get("call-7")).outcome == "caller_hung_up"
+
+
+async def test_drain_ends_when_the_writer_died_with_outcomes_queued_behind_it(ledger,
+                                                                             monkeypatch):
+    # A bug kills the writer mid-batch while another outcome waits in the queue: drain()
+    # must neither spin the loop nor wait forever; a new writer takes the queued one.
+    led, _ = ledger
+    assert await led.claim_or_assume_first("call-1", "ch-1", "100", "v1")
+    assert await led.claim_or_assume_first("call-2", "ch-2", "100", "v1")
+    real = led._write_batch
+    calls = 0
+
+    async def dies_once(claims, finishes, replay=None):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            led.record_soon("call-2", "ch-2", "completed")  # queued meanwhile
+            raise RuntimeError("a bug")
+        await real(claims, finishes, replay)
+
+    monkeypatch.setattr(led, "_write_batch", dies_once)
+    first = led.record_soon("call-1", "ch-1", "completed")
+    async with asyncio.timeout(5):
+        await led.drain()
+    assert first.cancelled()  # its batch died with the writer (logged, not hung)
+    assert (await led.get("call-2")).outcome == "completed"

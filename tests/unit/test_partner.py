@@ -317,7 +317,10 @@ def test_a_voice_message_file_is_known_by_its_name_and_nothing_else():
                   "nohold-vm-17413 77600-asterisk.wav", "x-nohold-vm-1-asterisk.wav",
                   "nohold-vm-1.gsm", "notes.txt"):
         assert message_file(other) is None, other
-    assert len(message_file(f"nohold-vm-{'9' * 100}-asterisk.wav").partner_id) == 64
+    assert len(message_file(f"nohold-vm-{'9' * 64}-asterisk.wav").partner_id) == 64
+    # Longer than any call id, or a caller number longer than the dialplan keeps: none.
+    assert message_file(f"nohold-vm-{'9' * 65}-asterisk.wav") is None
+    assert message_file(f"nohold-vm-1-asterisk-BUSY-{'1' * 33}.wav") is None
 
 
 def test_the_recording_name_carries_only_safe_status_and_number_characters():

@@ -10,7 +10,8 @@ message without a ticket one (`vma-<call id>` for Asterisk's, `vm-<call id>` for
 own), which alerts like any other. A message is finished once its file has not
 changed for `settle_seconds` (Asterisk writes a recording as the audio comes, every
 20 ms); one of nohold's own waits at least `OWN_SETTLE`, time for its flow to write
-the ticket itself. One shorter than `min_seconds` is no message, as in the flow. The
+the ticket itself. One with less than `min_seconds` up to its last sound is no
+message, as in the flow. The
 ticket's unique id makes a second look (a restart, a second node on the same
 directory) change nothing; files older than `MAX_AGE` are left alone.
 
@@ -24,17 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+import wave
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from nohold.aio import every
 from nohold.ari_apps.afterhours.settings import AfterHoursSettings
 from nohold.audio import AudioError, duration_seconds
-from nohold.callbackdb.tickets import TicketStore
+from nohold.callbackdb.tickets import Outcome, TicketStore
 from nohold.decisions.numbers import NumberPolicy
 from nohold.decisions.partner import Message, MessageFile, message_file, voicemail_report
 from nohold.decisions.tickets import BadReport, parse_caller
@@ -50,7 +54,9 @@ OWN_SETTLE = 60.0
 MAX_AGE = 7 * 86400.0
 VIA = "voicemail"
 WAV_HEADER = 44
-WAV_BYTES_PER_SECOND = 16000
+# The mean magnitude of 20 ms of audio above which it is sound, not silence: Asterisk's
+# own default (dsp.conf silencethreshold), which ends a recording.
+SILENCE = 256
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,6 @@ class _Found:
     name: str
     recording: MessageFile
     changed_at: float  # the file's mtime (epoch seconds)
-    seconds: float
 
 
 class UnticketedMessages:
@@ -72,6 +77,7 @@ class UnticketedMessages:
         self.numbers = NumberPolicy(default_region, ())
         self._now = now
         self._done: set[str] = set()  # file names settled in this process
+        self._warned: set[str] = set()  # files skipped with a warning (said once)
         self._blind = False  # said once that the directory is not visible
         self._settles_in = 0.0  # seconds until the next unsettled message settles; 0: none
 
@@ -112,7 +118,17 @@ class UnticketedMessages:
                 wait = settle - age + 0.1
                 self._settles_in = min(self._settles_in or wait, wait)
                 continue
-            made += await self._settle(directory, item, now)
+            try:
+                made += await self._settle(directory, item, now)
+            except (OperationalError, InterfaceError):
+                raise  # the database is down: this pass ends, the next one tries again
+            except (SQLAlchemyError, OSError, AudioError) as exc:
+                # This file alone (unreadable, a row the database refuses): the others
+                # go on, and it is said once.
+                if item.name not in self._warned:
+                    log.warning("voicemail_sweep_skipped file=%s error=%r", item.name, exc)
+                    self._warned.add(item.name)
+                continue
             self._done.add(item.name)
         return made
 
@@ -120,23 +136,27 @@ class UnticketedMessages:
         rec = item.recording
         partner_id = rec.partner_id
         if await self.store.by_partner_id(partner_id) is not None:
-            return 0  # ticketed before (a restart, another node)
+            return 0  # ticketed before (a restart, another node, nohold's own flow)
         vm = self.after.voicemail
-        if item.seconds < vm.min_seconds:
-            log.info("voicemail_none call=%s caller=%s reason=no_message seconds=%s via=%s",
-                     rec.call_id, rec.caller or "-", item.seconds, _by(rec))
+        seconds = await asyncio.to_thread(sound_seconds, directory / item.name)
+        if seconds < vm.min_seconds:
+            log.info("voicemail_none call=%s caller=%s reason=no_message seconds=%.1f via=%s",
+                     rec.call_id, rec.caller or "-", seconds, _by(rec))
             return 0
         path = f"{vm.recording_dir}/{item.name}"  # as the PBX names it
         message = Message(call_id=rec.call_id, caller=self._caller(rec.caller), customer="",
                           reason="closed", partner_status=rec.partner_status, recording=path,
-                          seconds=item.seconds,
+                          seconds=seconds,
                           received_at=datetime.fromtimestamp(item.changed_at, UTC))
         report = replace(voicemail_report(message, vm.urgency, vm.category),
                          partner_id=partner_id)
-        ticket, outcome, _ = await self.store.report(report, via=VIA, now=now)
+        # Only new: a ticket written meanwhile (the flow, another node) stays as it is.
+        ticket, outcome, _ = await self.store.report(report, via=VIA, now=now, only_new=True)
+        if outcome is not Outcome.CREATED:
+            return 0
         log.info("voicemail_ticket ticket=%s outcome=%s partner_id=%s seconds=%.1f "
                  "recording=%s via=%s", ticket.id, outcome, ticket.partner_id,
-                 item.seconds, path, _by(rec))
+                 seconds, path, _by(rec))
         self.on_ticket()
         return 1
 
@@ -154,27 +174,52 @@ def _by(rec: MessageFile) -> str:
 
 
 def _look(directory: Path, done: set[str]) -> list[_Found]:
-    """The directory's voice messages not settled yet (blocking: a thread)."""
+    """The directory's voice messages not settled yet (blocking: a thread). A file that
+    vanishes or cannot be read meanwhile is skipped: the others go on."""
     found = []
     with os.scandir(directory) as entries:
         for entry in entries:
             if entry.name in done:
                 continue
             recording = message_file(entry.name)
-            if recording is None or not entry.is_file():
+            if recording is None:
                 continue
-            stat = entry.stat()
-            found.append(_Found(entry.name, recording, stat.st_mtime,
-                                _seconds(Path(entry.path), stat.st_size)))
+            try:
+                if not entry.is_file():
+                    continue
+                changed_at = entry.stat().st_mtime
+            except OSError:
+                continue
+            found.append(_Found(entry.name, recording, changed_at))
     return found
 
 
-def _seconds(path: Path, size: int) -> float:
-    """The recording's length. A WAV whose header was never finished (Asterisk stopped
-    mid-message) says 0 frames or cannot be read: its size counts then, as 8 kHz
-    16-bit mono (Asterisk's `wav`), so a message is never lost for want of a header."""
+def sound_seconds(path: Path) -> float:
+    """How long the message is, up to the end of its last sound (blocking). Asterisk
+    keeps a second of the silence that ended a recording, and a caller who says nothing
+    leaves only silence: both count for nothing here, as in nohold's own flow (where
+    Asterisk trims it). A WAV whose header Asterisk never finished (it stopped
+    mid-message) is read as its own `wav` is written, 8 kHz 16-bit mono: a message is
+    never lost for want of a header. Another kind of file counts by its length."""
+    rate = 8000
     try:
-        seconds = duration_seconds(path)
-    except AudioError:
-        seconds = 0.0
-    return seconds or max(0.0, (size - WAV_HEADER) / WAV_BYTES_PER_SECOND)
+        with wave.open(str(path), "rb") as w:
+            if (w.getsampwidth(), w.getnchannels()) != (2, 1):
+                return duration_seconds(path)
+            rate = w.getframerate()
+            pcm = w.readframes(w.getnframes())
+    except (wave.Error, EOFError):
+        pcm = b""
+    if not pcm:  # no header, or one that says 0 frames
+        pcm = path.read_bytes()[WAV_HEADER:]
+    samples = array("h")
+    samples.frombytes(pcm[:len(pcm) - len(pcm) % 2])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    frame = rate // 50  # 20 ms
+    last_sound = 0
+    for start in range(0, len(samples), frame):
+        chunk = samples[start:start + frame]
+        if sum(map(abs, chunk)) > SILENCE * len(chunk):
+            last_sound = start + len(chunk)
+    return last_sound / rate
