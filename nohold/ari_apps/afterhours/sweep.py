@@ -37,11 +37,11 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from nohold.aio import every
 from nohold.ari_apps.afterhours.settings import AfterHoursSettings
+from nohold.ari_apps.afterhours.voicemail import ticket_caller
 from nohold.audio import AudioError, duration_seconds
 from nohold.callbackdb.tickets import Outcome, TicketStore
 from nohold.decisions.numbers import NumberPolicy
 from nohold.decisions.partner import Message, MessageFile, message_file, voicemail_report
-from nohold.decisions.tickets import BadReport, parse_caller
 
 log = logging.getLogger("nohold.afterhours")
 
@@ -144,7 +144,8 @@ class UnticketedMessages:
                      rec.call_id, rec.caller or "-", seconds, _by(rec))
             return 0
         path = f"{vm.recording_dir}/{item.name}"  # as the PBX names it
-        message = Message(call_id=rec.call_id, caller=self._caller(rec.caller), customer="",
+        message = Message(call_id=rec.call_id, caller=ticket_caller(rec.caller, self.numbers),
+                          customer="",
                           reason="closed", partner_status=rec.partner_status, recording=path,
                           seconds=seconds,
                           received_at=datetime.fromtimestamp(item.changed_at, UTC))
@@ -159,13 +160,6 @@ class UnticketedMessages:
                  seconds, path, _by(rec))
         self.on_ticket()
         return 1
-
-    def _caller(self, raw: str) -> str:
-        """E.164 for the ticket, "" when withheld or not a number (the ticket says so)."""
-        try:
-            return parse_caller(raw, self.numbers) if raw else ""
-        except BadReport:
-            return ""
 
 
 def _by(rec: MessageFile) -> str:

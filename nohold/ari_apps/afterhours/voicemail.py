@@ -45,6 +45,14 @@ VIA = "voicemail"
 CUSTOMER = re.compile(r"[A-Za-z0-9]{1,32}")
 
 
+def ticket_caller(raw: str, numbers: NumberPolicy) -> str:
+    """E.164 for the ticket, "" when withheld or not a number (the ticket says so)."""
+    try:
+        return parse_caller(raw, numbers) if raw else ""
+    except BadReport:
+        return ""
+
+
 class VoicemailFlow:
     """The Stasis app `afterhours.app`: `run_call` is the flow above."""
 
@@ -104,7 +112,8 @@ class VoicemailFlow:
                           customer: str, reason: str) -> TicketRecord | None:
         path = f"{self.after.voicemail.recording_dir}/{recorded.name}.{recorded.format}"
         now = self._now()
-        message = Message(call_id=ch.call_id, caller=self._caller(ch.caller), customer=customer,
+        message = Message(call_id=ch.call_id, caller=ticket_caller(ch.caller, self.numbers),
+                          customer=customer,
                           reason=reason, partner_status=status, recording=path,
                           seconds=recorded.duration or 0.0, received_at=now)
         report = voicemail_report(message, self.after.voicemail.urgency,
@@ -128,13 +137,6 @@ class VoicemailFlow:
             return check_id("call id", raw) if raw else ""
         except BadId as exc:
             log.warning("stasis_args channel=%s %s", ch.id, exc)
-            return ""
-
-    def _caller(self, raw: str) -> str:
-        """E.164 for the ticket, "" when withheld or not a number (the ticket says so)."""
-        try:
-            return parse_caller(raw, self.numbers) if raw else ""
-        except BadReport:
             return ""
 
     async def _customer(self, ch: Channel) -> str:
